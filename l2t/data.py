@@ -1,0 +1,211 @@
+"""Data: one data root (``L2T_DATA``), the paper's datasets and splits, N-per-class subsets, transforms.
+
+32x32 datasets are decoded once into a uint8 tensor and augmented on tensors (pad 4 + random crop 32 +
+horizontal flip, then ImageNet normalisation), on the CPU or on the GPU: no JPEG decoding per epoch.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torchvision import transforms
+
+MEAN = (0.485, 0.456, 0.406)   # the source network was trained with ImageNet normalisation
+STD = (0.229, 0.224, 0.225)
+
+# name -> (number of classes, native image size the paper uses)
+DATASETS = {
+    "cifar10": (10, 32), "cifar100": (100, 32), "stl10": (10, 32), "tinyimagenet": (200, 32),
+    "cub200": (200, 224), "dog": (120, 224), "mit67": (67, 224), "stanford40": (40, 224),
+}
+_TORCHVISION = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "stl10": "STL10"}
+_HOW_TO_GET = {
+    "tinyimagenet": "http://cs231n.stanford.edu/tiny-imagenet-200.zip (rearranged as ImageFolder)",
+    "cub200": "https://www.vision.caltech.edu/datasets/cub_200_2011/",
+    "dog": "http://vision.stanford.edu/aditya86/ImageNetDogs/",
+    "mit67": "https://web.mit.edu/torralba/www/indoor.html",
+    "stanford40": "http://vision.stanford.edu/Datasets/40actions.html",
+}
+SPLITS_URL = "https://github.com/alinlab/L2T-ww/raw/master/split/{dataset}-{split}"
+
+
+def data_root():
+    """The data root: ``$L2T_DATA``, else ``~/.cache/l2t``."""
+    return Path(os.environ.get("L2T_DATA") or Path.home() / ".cache" / "l2t").expanduser()
+
+
+def num_classes(name):
+    """Number of classes of a dataset."""
+    _check_name(name)
+    return DATASETS[name][0]
+
+
+def _check_name(name):
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def load_dataset(name, train=True, root=None, download=True):
+    """A dataset split as a torchvision dataset of (PIL image, label) with ``.targets``.
+
+    A folder ``<root>/<name>/{train,test}/<class>/*`` (ImageFolder layout) is used as is; otherwise the
+    torchvision dataset is used and downloaded when online. A missing dataset raises FileNotFoundError
+    that names the path and how to get the data.
+    """
+    _check_name(name)
+    root = Path(root or data_root())
+    folder = root / name / ("train" if train else "test")
+    if folder.is_dir():
+        return torchvision.datasets.ImageFolder(str(folder))
+    if name in _TORCHVISION:
+        cls = getattr(torchvision.datasets, _TORCHVISION[name])
+        kwargs = {"split": "train" if train else "test"} if name == "stl10" else {"train": train}
+        try:
+            ds = cls(str(root / name), download=download, **kwargs)
+        except Exception as e:
+            raise FileNotFoundError(
+                f"{name} is not under {root / name} and could not be downloaded ({type(e).__name__}: {e}). "
+                f"Either run once online (torchvision downloads it there), or place the images as "
+                f"{folder}/<class>/<image> (ImageFolder layout), or set L2T_DATA to a folder that has it.") from None
+        if name == "stl10":
+            ds.targets = list(ds.labels)
+        return ds
+    raise FileNotFoundError(
+        f"{name} was not found at {folder}. Download it from {_HOW_TO_GET[name]} and arrange it as "
+        f"{root / name}/{{train,test}}/<class>/<image> (ImageFolder layout), or set L2T_DATA.")
+
+
+def paper_split(dataset, split, root=None):
+    """Indices of the paper's train/val/test split (``splits/<dataset>-<split>.json`` under the data root)."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, got {split!r}")
+    path = Path(root or data_root()) / "splits" / f"{dataset}-{split}.json"
+    if not path.exists():
+        _download_split(dataset, split, path)
+    return json.loads(path.read_text())["indices"]
+
+
+def _download_split(dataset, split, path):
+    url = SPLITS_URL.format(dataset=dataset, split=split)
+    try:
+        tmp = str(path) + ".part"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, tmp, progress=False)
+        indices = [int(i) for i in torch.load(tmp, weights_only=False)]  # the authors' torch pickle of a list
+        path.write_text(json.dumps({"dataset": dataset, "split": split, "indices": indices}))
+        os.remove(tmp)
+    except Exception as e:
+        raise FileNotFoundError(f"split file {path} is missing and {url} could not be fetched "
+                                f"({type(e).__name__}: {e}); set L2T_DATA to a folder with splits/") from None
+
+
+def per_class_subset(targets, n, seed, exclude=()):
+    """Indices of ``n`` images per class, chosen by ``seed`` (the same seed gives the same subset)."""
+    targets = np.asarray(targets)
+    if n < 1:
+        raise ValueError(f"samples per class must be >= 1, got {n}")
+    rng = np.random.default_rng(seed)
+    excluded = np.zeros(len(targets), bool)
+    excluded[list(exclude)] = True
+    chosen = []
+    for c in np.unique(targets):
+        pool = np.flatnonzero((targets == c) & ~excluded)
+        if len(pool) < n:
+            raise ValueError(f"class {c} has only {len(pool)} images available, fewer than {n} per class")
+        chosen.append(rng.choice(pool, n, replace=False))
+    return sorted(int(i) for i in np.concatenate(chosen))
+
+
+def decode(dataset, indices, size=32):
+    """Decode the images at ``indices`` once into ``(uint8 [N,3,size,size], int64 [N])`` tensors."""
+    images, labels = [], []
+    for i in indices:
+        img, y = dataset[i]
+        if img.size != (size, size):
+            img = img.resize((size, size), resample=3)  # bicubic, e.g. STL-10 96 -> 32
+        images.append(torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()))
+        labels.append(int(y))
+    return torch.stack(images).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels)
+
+
+def decode_cached(dataset, indices, name, size=32):
+    """``decode`` with the result kept in ``$L2T_CACHE`` (default ``~/.cache/l2t/decoded``) for the next run."""
+    indices = list(indices)
+    root = getattr(dataset, "root", "")
+    key = hashlib.sha256(f"{root}|{size}|{indices}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("L2T_CACHE") or Path.home() / ".cache" / "l2t") / "decoded" / f"{name}-{key}.pt"
+    if cache.exists():
+        images, labels = torch.load(cache, weights_only=True)
+        return images, labels
+    images, labels = decode(dataset, indices, size)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save((images, labels), str(cache) + ".tmp")
+        os.replace(str(cache) + ".tmp", cache)
+    except OSError:
+        pass  # a read-only home is no reason to fail: the data were decoded
+    return images, labels
+
+
+def normalize(x_uint8):
+    """uint8 images -> float, ImageNet-normalised."""
+    mean = torch.tensor(MEAN, device=x_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x_uint8.device).view(1, 3, 1, 1)
+    return (x_uint8.float() / 255 - mean) / std
+
+
+def augment(x_uint8, generator, pad=4):
+    """Random crop with zero padding ``pad`` and horizontal flip, per image, on a uint8 batch."""
+    b, _, h, w = x_uint8.shape
+    padded = F.pad(x_uint8, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x_uint8.device)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x_uint8.device)
+    flip = (torch.rand(b, generator=generator) < 0.5).to(x_uint8.device)
+    rows = oy[:, None] + torch.arange(h, device=x_uint8.device)
+    cols = ox[:, None] + torch.arange(w, device=x_uint8.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    batch = torch.arange(b, device=x_uint8.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2)
+
+
+class TensorLoader:
+    """Batches from in-memory uint8 images: shuffled and augmented when ``train``; normalised floats out."""
+
+    def __init__(self, images, labels, batch_size, train, generator=None, device="cpu"):
+        self.images, self.labels = images.to(device), labels.to(device)
+        self.batch_size, self.train = batch_size, train
+        self.generator = generator or torch.Generator().manual_seed(0)
+
+    def __len__(self):
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
+        order = order.to(self.images.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            x = self.images[idx]
+            if self.train:
+                x = augment(x, self.generator)
+            yield normalize(x), self.labels[idx]
+
+
+def train_transform(size):
+    """Paper's training augmentation: pad-4 crop + flip at 32; RandomResizedCrop + flip at 224."""
+    if size == 32:
+        aug = [transforms.Resize((32, 32)), transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
+    else:
+        aug = [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()]
+    return transforms.Compose(aug + [transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+
+
+def eval_transform(size):
+    """Paper's evaluation transform: as is at 32; Resize(256) + CenterCrop(224) at 224."""
+    resize = [transforms.Resize((32, 32))] if size == 32 else [transforms.Resize(256), transforms.CenterCrop(size)]
+    return transforms.Compose(resize + [transforms.ToTensor(), transforms.Normalize(MEAN, STD)])

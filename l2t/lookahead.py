@@ -1,0 +1,116 @@
+"""Algorithm 1, lines 4-8: the meta-gradient of the meta-networks phi through a lookahead of the target.
+
+Given the target's parameters theta_0 (the state right after this batch's ordinary step on L_total) and
+the optimizer's momentum buffers at theta_0:
+
+    theta_{t+1} = SGD(theta_t, grad_theta L_wfm(theta_t; phi)),  t = 0..T-1     (Alg. 1, line 5)
+    theta_{T+1} = SGD(theta_T, grad_theta L_org(theta_T))                        (line 6)
+    phi        <- phi - Adam(grad_phi L_org(theta_{T+1}))                       (line 8)
+
+where SGD is exactly what ``torch.optim.SGD`` does (weight decay added to the gradient, momentum buffer
+``buf = mu * buf + d``, no dampening, no Nesterov), at the optimizer's current learning rate. The
+gradient is exact: every step is built with ``create_graph=True`` on parameter *tensors* (through
+``torch.func.functional_call``), so one backward pass differentiates through all T+1 steps, momentum and
+weight decay included. Nothing is copied or replayed.
+
+The lookahead is then discarded: training continues from theta_0 with the momentum buffers as they were
+at theta_0 (what the paper's code does with ``rollback=True``). The lookahead's forward passes run the
+target in train mode (batch statistics) on *clones* of the BatchNorm running statistics, so the real
+running statistics are never touched by the lookahead.
+"""
+from contextlib import contextmanager
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from .matching import wfm_loss
+
+
+def batch_norm_train(bn, x):
+    """Train-mode batch norm from elementary ops, without touching running statistics.
+
+    Same values as ``nn.BatchNorm2d`` in train mode; its second derivative is cheaper on the CPU than
+    the native kernel's, and the lookahead differentiates twice through every BatchNorm.
+    """
+    var, mean = torch.var_mean(x, (0, 2, 3), correction=0, keepdim=True)
+    scale = torch.rsqrt(var + bn.eps) * bn.weight.view(1, -1, 1, 1)
+    return x * scale + (bn.bias.view(1, -1, 1, 1) - mean * scale)
+
+
+@contextmanager
+def lookahead_batch_norm(model):
+    """Within the block, the model's BatchNorm2d layers use ``batch_norm_train`` (statistics untouched)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.affine]
+    for bn in bns:
+        bn.forward = partial(batch_norm_train, bn)
+    try:
+        yield
+    finally:
+        for bn in bns:
+            del bn.forward
+
+
+def sgd_step(params, grads, bufs, lr, momentum, weight_decay):
+    """One differentiable ``torch.optim.SGD`` step on dicts of tensors; keys without a gradient are kept."""
+    new_params, new_bufs = dict(params), dict(bufs)
+    for k, g in grads.items():
+        if g is None:
+            continue
+        d = g + weight_decay * params[k] if weight_decay else g
+        if momentum:
+            d = d if bufs.get(k) is None else momentum * bufs[k] + d
+            new_bufs[k] = d
+        new_params[k] = params[k] - lr * d
+    return new_params, new_bufs
+
+
+def optimizer_state(optimizer, named):
+    """(lr, momentum, weight decay, {name: momentum buffer}) of a single-group SGD for named parameters."""
+    group = optimizer.param_groups[0]
+    bufs = {}
+    for name, p in named.items():
+        buf = optimizer.state.get(p, {}).get("momentum_buffer")
+        bufs[name] = None if buf is None else buf.detach()
+    return group["lr"], group["momentum"], group["weight_decay"], bufs
+
+
+def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, optimizer, beta, T=2):
+    """grad_phi L_org(theta_{T+1}) (Alg. 1 lines 5-8) and the lookahead's final CE, as ``(loss, theta_{T+1})``.
+
+    ``what_w``/``where_l`` are the meta-networks' outputs on this batch (lists per pair, still attached to
+    phi; ``where_l=None`` for fixed lambda = 1). The caller runs ``loss.backward()`` to put grad_phi on phi.
+    """
+    named_model = dict(model.named_parameters())
+    named_reg = {"r." + k: v for k, v in regressors.named_parameters()}
+    lr, momentum, wd, bufs = optimizer_state(optimizer, {**named_model, **named_reg})
+    theta = {k: v.detach().requires_grad_() for k, v in {**named_model, **named_reg}.items()}
+    buffers = dict(model.named_buffers())
+    model_keys = list(named_model)
+    reg_prefix = len("r.")
+
+    def forward(params):
+        # clones: the lookahead must not move any running statistics of the real model
+        state = {k: params[k] for k in model_keys}
+        state.update({k: b.clone() for k, b in buffers.items()})
+        return functional_call(model, state, (x,))
+
+    with lookahead_batch_norm(model):
+        for _ in range(T):                                                   # line 5: T steps on L_wfm
+            _, target_features = forward(theta)
+            reg = {k[reg_prefix:]: v for k, v in theta.items() if k.startswith("r.")}
+            errors = functional_call(regressors, reg, (source_features, target_features))
+            loss = wfm_loss(errors, what_w, where_l, beta)
+            keys = list(theta)
+            grads = torch.autograd.grad(loss, [theta[k] for k in keys], create_graph=True, allow_unused=True)
+            theta, bufs = sgd_step(theta, dict(zip(keys, grads)), bufs, lr, momentum, wd)
+
+        logits, _ = forward(theta)                                           # line 6: one step on L_org
+        loss = F.cross_entropy(logits, y)
+        grads = torch.autograd.grad(loss, [theta[k] for k in model_keys], create_graph=True)
+        theta, _ = sgd_step(theta, dict(zip(model_keys, grads)), bufs, lr, momentum, wd)
+
+        logits, _ = forward(theta)                                           # line 8: L_org(theta_{T+1})
+    return F.cross_entropy(logits, y), theta

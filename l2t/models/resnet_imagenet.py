@@ -1,0 +1,36 @@
+"""torchvision ResNet18/34 at 224x224, returning ``(logits, features)``.
+
+Features: the stem (after max-pool, 64 channels @56) and the output of each of the 4 stages
+(64@56, 128@28, 256@14, 512@7), in that order — 5 maps, as in the paper's code.
+The torchvision module is used as is (composition, not a copy of its code).
+"""
+import torch
+from torch import nn
+import torchvision
+
+
+class TorchvisionResNet(nn.Module):
+    """Wraps ``torchvision.models.resnet18/34``; ``pretrained=True`` loads ImageNet weights (online)."""
+
+    def __init__(self, arch="resnet18", num_classes=1000, pretrained=False):
+        super().__init__()
+        weights = "DEFAULT" if pretrained else None
+        net = getattr(torchvision.models, arch)(weights=weights)
+        if num_classes != net.fc.out_features:
+            net.fc = nn.Linear(net.fc.in_features, num_classes)
+        self.net = net
+        self.feature_channels = [64, 64, 128, 256, 512]
+
+    def embed(self, x):
+        """Penultimate features and the 5 candidate feature maps (stem, layer1..layer4)."""
+        n = self.net
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        features = [x]
+        for layer in (n.layer1, n.layer2, n.layer3, n.layer4):
+            x = layer(x)
+            features.append(x)
+        return torch.flatten(n.avgpool(x), 1), features
+
+    def forward(self, x):
+        pooled, features = self.embed(x)
+        return self.net.fc(pooled), features

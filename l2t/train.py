@@ -1,0 +1,367 @@
+"""Training a target network T_theta with transfer from frozen sources: Algorithm 1 and its baselines.
+
+One ``Trainer`` runs every method of ``l2t.methods``: per batch it takes one SGD step on
+L_total = L_org + beta * L_wfm (+ AT / LwF terms) (Alg. 1 line 4), then, for L2T methods, updates the
+meta-networks with the exact meta-gradient of ``l2t.lookahead`` (lines 5-8). Runs write a per-epoch
+metrics file (JSON lines), atomic checkpoints (``--resume`` continues a killed run exactly) and a
+final ``result.json``.
+"""
+import copy
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import data as D
+from .baselines import at_loss, lwf_loss
+from .lookahead import meta_gradient
+from .matching import Regressors, pooled, wfm_loss
+from .meta import What, Where
+from .methods import method
+from .models import build_model, image_size, load_source
+from .pairs import CONFIGS, parse_pairs
+
+VAL_SEED = 2019  # the validation subset is the same for every run, method and seed
+
+
+@dataclass
+class Config:
+    """Everything a run depends on; defaults are the paper's 32x32 settings (Section 4.1, its code)."""
+    method: str = "l2t-ww"
+    dataset: str = "cifar10"
+    target: str = "vgg9"
+    sources: list = field(default_factory=lambda: ["resnet32:paper"])  # "arch:paper" or "arch:path"
+    pairs: str = None            # overrides the method's ready-made pairs, e.g. "4-0,9-1"
+    samples_per_class: int = None
+    split: str = "auto"          # "paper": the paper's split files; "auto": paper split if the dataset has one
+    val_per_class: int = 100     # validation images per class taken from the training set (no paper split)
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    beta: float = 0.5
+    T: int = 2
+    meta_lr: float = 1e-4
+    meta_weight_decay: float = 1e-4
+    meta_every: int = 1          # update phi every k-th iteration (1 = Algorithm 1 exactly)
+    at_beta: float = 1e3
+    lwf_weight: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    eval_every: int = 1
+    ckpt_every: int = 1
+    eval_test: bool = False      # also evaluate the test set at every evaluation (cheap on a GPU)
+    max_iters: int = None        # stop early after this many iterations (smoke tests)
+    out: str = "runs/default"
+
+
+class NonFiniteLoss(RuntimeError):
+    """Raised when a training loss becomes NaN or infinite."""
+
+
+def resolve_device(name):
+    """``auto`` -> ``cuda`` when available, else ``cpu``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ValueError(f"device must be cpu, cuda or auto, got {name!r}")
+    return torch.device(name)
+
+
+def prepare_data(cfg, root=None):
+    """Train / val / test data for a 32x32 config as uint8 tensors: ``{'train': (x, y), 'val': ..., 'test': ...}``."""
+    size = image_size(cfg.target)
+    if size != 32:
+        raise ValueError(f"{cfg.target} takes {size}x{size} images; the in-memory data path is for 32x32 "
+                         f"targets (vgg9, CIFAR ResNets). Use prepare_loaders for the 224 setting.")
+    train_set = D.load_dataset(cfg.dataset, train=True, root=root)
+    test_set = D.load_dataset(cfg.dataset, train=False, root=root)
+    use_split = cfg.split == "paper" or (cfg.split == "auto" and cfg.dataset in ("cifar100", "stl10"))
+    if use_split:
+        train_idx, val_idx = D.paper_split(cfg.dataset, "train", root), D.paper_split(cfg.dataset, "val", root)
+        test_idx = D.paper_split(cfg.dataset, "test", root)
+    else:
+        val_idx = D.per_class_subset(train_set.targets, cfg.val_per_class, VAL_SEED)
+        test_idx = range(len(test_set))
+        held_out = set(val_idx)
+        train_idx = [i for i in range(len(train_set)) if i not in held_out]
+    if cfg.samples_per_class:
+        targets = [train_set.targets[i] for i in train_idx]
+        train_idx = [train_idx[i] for i in D.per_class_subset(targets, cfg.samples_per_class, cfg.seed)]
+    return {"train": D.decode(train_set, train_idx), "val": D.decode(train_set, val_idx),
+            "test": D.decode_cached(test_set, test_idx, f"{cfg.dataset}-test-{len(test_idx)}")}
+
+
+def _source_specs(specs):
+    out = []
+    for spec in specs:
+        arch, _, path = spec.partition(":")
+        out.append((arch, None if path in ("", "paper") else path))
+    return out
+
+
+class Trainer:
+    """Trains ``cfg.target`` on ``data`` with ``cfg.method``; ``sources`` may be given as built models."""
+
+    def __init__(self, cfg, data=None, sources=None):
+        self.cfg = cfg
+        self.m = method(cfg.method)
+        self.device = resolve_device(cfg.device)
+        self.data = data if data is not None else prepare_data(cfg)
+        num_classes = int(self.data["train"][1].max()) + 1 if data is not None else D.num_classes(cfg.dataset)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.target, num_classes).to(self.device)
+        needs_source = self.m["fm"] or self.m["at"] or self.m["lwf"]
+        self.sources, self.source_archs = [], []
+        if needs_source:
+            specs = _source_specs(cfg.sources)
+            self.source_archs = [a for a, _ in specs]
+            self.sources = sources or [load_source(p, a) for a, p in specs]
+            self.sources = [s.to(self.device).eval().requires_grad_(False) for s in self.sources]
+        self.pairs = self._pairs() if self.m["pairs"] or cfg.pairs else []
+        src_ch = [c for s in self.sources for c in s.feature_channels]
+        tgt_ch = self.model.feature_channels
+        params = list(self.model.parameters())
+        self.regressors = self.lwf_head = self.what = self.where = self.meta_optimizer = None
+        if self.m["fm"]:
+            self.regressors = Regressors(self.pairs, src_ch, tgt_ch).to(self.device)
+            params += list(self.regressors.parameters())
+        if self.m["lwf"]:
+            self.lwf_head = nn.Linear(tgt_ch[-1], self.sources[0].fc.out_features).to(self.device)
+            params += list(self.lwf_head.parameters())
+        self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs)
+        if self.m["what"]:
+            self.what = What(self.pairs, src_ch).to(self.device)
+            meta = list(self.what.parameters())
+            if self.m["where"]:
+                self.where = Where(self.pairs, src_ch).to(self.device)
+                meta += list(self.where.parameters())
+            self.meta_optimizer = torch.optim.Adam(meta, lr=cfg.meta_lr, weight_decay=cfg.meta_weight_decay)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.train_loader = D.TensorLoader(*self.data["train"], cfg.batch_size, True, self.generator, self.device)
+        self.epoch, self.iteration = 0, 0
+        self.best = {"epoch": -1, "val_acc": -1.0, "state": None}
+
+    def _pairs(self):
+        """This run's pairs; with several sources, source indices count their maps one after another."""
+        cfg, spec = self.cfg, self.cfg.pairs or self.m["pairs"]
+        num_target = len(self.model.feature_channels)
+        if cfg.pairs or len(self.sources) == 1:
+            num_source = sum(len(s.feature_channels) for s in self.sources)
+            return parse_pairs(spec, self.source_archs[0], cfg.target, num_source, num_target)
+        pairs, offset = [], 0  # multi-source (Table 2): the ready-made pairs of every source, offset
+        for arch, src in zip(self.source_archs, self.sources):
+            pairs += [(m + offset, n) for m, n in parse_pairs(spec, arch, cfg.target)]
+            offset += len(src.feature_channels)
+        return pairs
+
+    # ---- one iteration (Algorithm 1) ----
+    def step(self, x, y):
+        """Alg. 1 for one batch: an SGD step on L_total (line 4), then the meta-update of phi (lines 5-8)."""
+        cfg, m = self.cfg, self.m
+        s_logits, s_feats = None, []
+        if self.sources:
+            with torch.no_grad():  # the source runs once per batch; every step below reuses its features
+                for src in self.sources:
+                    logits, feats = src(x)
+                    s_logits = logits if s_logits is None else s_logits
+                    s_feats += feats
+        what_w = self.what(s_feats) if self.what is not None else None
+        where_l = self.where(s_feats) if self.where is not None else None
+        logits, t_feats = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        if m["fm"]:
+            errors = self.regressors(s_feats, t_feats)
+            detached = lambda ws: None if ws is None else [w.detach() for w in ws]
+            loss = loss + wfm_loss(errors, detached(what_w), detached(where_l), cfg.beta)
+        if m["at"]:
+            loss = loss + at_loss(s_feats, t_feats, self.pairs, cfg.at_beta)
+        if m["lwf"]:
+            loss = loss + cfg.lwf_weight * lwf_loss(self.lwf_head(pooled(t_feats[-1])), s_logits)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.meta_optimizer is not None and self.iteration % cfg.meta_every == 0:
+            outer, _ = meta_gradient(self.model, self.regressors, s_feats, x, y, what_w, where_l,
+                                     self.optimizer, cfg.beta, cfg.T)
+            phi = [p for g in self.meta_optimizer.param_groups for p in g["params"]]
+            grads = torch.autograd.grad(outer, phi, allow_unused=True)
+            for p, g in zip(phi, grads):
+                p.grad = g
+            self.meta_optimizer.step()
+        self.iteration += 1
+        lam = torch.stack([l.detach().mean() for l in where_l]) if where_l is not None else None
+        return loss.detach(), (logits.argmax(1) == y).sum(), lam
+
+    # ---- the loop ----
+    def fit(self, resume=False, progress=True):
+        """Train for ``cfg.epochs`` (or ``max_iters``), evaluating, checkpointing; returns the result dict."""
+        cfg, out = self.cfg, Path(self.cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
+        if resume and ckpt.exists():
+            self.load(ckpt)
+        lines = metrics_path.read_text().splitlines() if (resume and metrics_path.exists()) else []
+        lines = [l for l in lines if json.loads(l)["epoch"] < self.epoch]
+        metrics_path.write_text("".join(l + "\n" for l in lines))
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        start = time.time()
+        per_epoch = len(self.train_loader)
+        total = cfg.epochs * per_epoch if cfg.max_iters is None else min(cfg.max_iters, cfg.epochs * per_epoch)
+        bar = tqdm(total=total, initial=min(self.iteration, total), disable=not progress,
+                   desc=f"{cfg.method} seed {cfg.seed}", unit="it")
+        while self.epoch < cfg.epochs and self.iteration < total:
+            row = self._train_epoch(bar, total)
+            self.scheduler.step()
+            self.epoch += 1
+            last = self.epoch == cfg.epochs or self.iteration >= total
+            if self.epoch % cfg.eval_every == 0 or last:
+                row["val_acc"] = self.accuracy(*self.data["val"])
+                if cfg.eval_test:
+                    row["test_acc"] = self.accuracy(*self.data["test"])
+                if row["val_acc"] > self.best["val_acc"]:
+                    self.best = {"epoch": row["epoch"], "val_acc": row["val_acc"],
+                                 "state": copy.deepcopy(self.model.state_dict())}
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.1f}",
+                            val=f"{self.best['val_acc']:.1f}")
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            if self.epoch % cfg.ckpt_every == 0 or last:
+                self.save(ckpt)
+        bar.close()
+        result = self.result(time.time() - start)
+        _atomic_write_text(out / "result.json", json.dumps(result, indent=1))
+        return result
+
+    def _train_epoch(self, bar, total):
+        self.model.train()
+        losses, correct, seen, lams = [], 0, 0, []
+        for x, y in self.train_loader:
+            loss, right, lam = self.step(x, y)
+            losses.append(loss)
+            correct, seen = correct + right, seen + len(y)
+            if lam is not None:
+                lams.append(lam)
+            bar.update(1)
+            if self.iteration >= total:
+                break
+        losses = torch.stack(losses)  # one host sync per epoch, not per step
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):
+            bad = int((~finite).nonzero()[0])
+            raise NonFiniteLoss(f"{self.cfg.method}: the training loss became {float(losses[bad])} at epoch "
+                                f"{self.epoch}, step {bad}; the last good checkpoint is kept in {self.cfg.out}. "
+                                f"Try a smaller learning rate (--lr) or beta.")
+        row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+               "train_loss": float(losses.mean()), "train_acc": 100.0 * float(correct) / seen}
+        if lams:
+            row["lambda"] = [round(v, 6) for v in torch.stack(lams).mean(0).tolist()]
+        return row
+
+    # ---- evaluation ----
+    @torch.no_grad()
+    def predict(self, images, labels, state=None, batch_size=500):
+        """(predictions, mean cross-entropy) of the target, in eval mode, on uint8 images (no augmentation)."""
+        model = self.model
+        if state is not None:
+            model = copy.deepcopy(self.model)
+            model.load_state_dict(state)
+        was_training = model.training
+        model.eval()
+        preds, loss = [], 0.0
+        for x, y in D.TensorLoader(images, labels, batch_size, False, device=self.device):
+            logits, _ = model(x)
+            preds.append(logits.argmax(1).cpu())
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+        model.train(was_training)
+        return torch.cat(preds), loss / len(labels)
+
+    def accuracy(self, images, labels, state=None):
+        """Top-1 accuracy in percent."""
+        preds, _ = self.predict(images, labels, state)
+        return 100.0 * float((preds == labels.cpu()).float().mean())
+
+    def result(self, wall_time):
+        """The final result: best-val epoch and its test accuracy, train fit, collapse check, provenance."""
+        test_x, test_y = self.data["test"]
+        preds, _ = self.predict(test_x, test_y, self.best["state"])
+        counts = torch.bincount(preds, minlength=int(test_y.max()) + 1)
+        train_preds, train_loss = self.predict(*self.data["train"])
+        top_share = float(counts.max()) / len(preds)
+        return {
+            "config": asdict(self.cfg), "pairs": [list(p) for p in self.pairs],
+            "best_val_epoch": self.best["epoch"], "best_val_acc": self.best["val_acc"],
+            "test_acc": 100.0 * float((preds == test_y.cpu()).float().mean()),
+            "final_train_loss": train_loss,
+            "final_train_acc": 100.0 * float((train_preds == self.data["train"][1].cpu()).float().mean()),
+            "test_distinct_classes": int((counts > 0).sum()), "test_top_class_share": top_share,
+            "collapsed": top_share >= 0.5,
+            "iterations": self.iteration, "epochs_run": self.epoch, "n_train": len(self.data["train"][1]),
+            "wall_time_s": wall_time, "device": device_name(self.device), "versions": versions(),
+            "git_commit": git_commit(),
+        }
+
+    # ---- checkpoints ----
+    def save(self, path):
+        """Write a checkpoint atomically (to a temporary file, then rename)."""
+        state = {"epoch": self.epoch, "iteration": self.iteration, "best": self.best,
+                 "generator": self.generator.get_state(), "config": asdict(self.cfg)}
+        for name in ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer",
+                     "scheduler"):
+            obj = getattr(self, name)
+            state[name] = None if obj is None else obj.state_dict()
+        tmp = Path(str(path) + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load(self, path):
+        """Restore everything ``save`` wrote; training then continues exactly where it stopped."""
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        for name in ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer",
+                     "scheduler"):
+            obj = getattr(self, name)
+            if obj is not None:
+                obj.load_state_dict(state[name])
+        self.generator.set_state(state["generator"].cpu())
+        self.epoch, self.iteration, self.best = state["epoch"], state["iteration"], state["best"]
+
+
+def _atomic_write_text(path, text):
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def device_name(device):
+    """A readable name of the device: the GPU's name or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def versions():
+    """Versions of the packages a result depends on."""
+    import torchvision
+    from . import __version__
+    return {"l2t": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}
+
+
+def git_commit():
+    """The current git commit of the checkout, or None outside one."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except Exception:
+        return None

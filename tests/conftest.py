@@ -1,0 +1,21 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if "L2T_DATA" not in os.environ and SHARED.is_dir():
+    os.environ["L2T_DATA"] = str(SHARED)
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def have_data(*parts):
+    from l2t.data import data_root
+    return (data_root().joinpath(*parts)).exists()
+
+
+needs_cifar10 = pytest.mark.skipif(not have_data("cifar10", "test"), reason="CIFAR-10 not under L2T_DATA")
+needs_source = pytest.mark.skipif(not have_data("sources", "tinyimagenet-200-resnet32.pth.tar"),
+                                  reason="the paper's source checkpoint is not under L2T_DATA")

@@ -1,0 +1,148 @@
+"""The meta-gradient of Algorithm 1 (lines 5-8) is exact: finite differences and an independent unroll."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from l2t.lookahead import meta_gradient
+from l2t.matching import Regressors, wfm_loss
+from l2t.meta import What, Where
+from tiny import tiny_problem
+
+PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]
+LR, MOMENTUM, WD, BETA = 0.1, 0.9, 1e-2, 0.5
+
+
+def setup(T, seed=0):
+    target, source, x, y = tiny_problem(seed)
+    regressors = Regressors(PAIRS, source.feature_channels, target.feature_channels).double()
+    what = What(PAIRS, source.feature_channels).double()
+    where = Where(PAIRS, source.feature_channels).double()
+    with torch.no_grad():   # move phi away from its flat start so every term matters
+        for p in list(what.parameters()) + list(where.parameters()):
+            p.add_(0.3 * torch.randn_like(p))
+    params = list(target.parameters()) + list(regressors.parameters())
+    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WD)
+    # one ordinary step (Alg. 1 line 4) so that momentum buffers exist and are non-zero
+    _, sf = source(x)
+    logits, tf = target(x)
+    loss = F.cross_entropy(logits, y) + wfm_loss(regressors(sf, tf), beta=BETA)
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return target, source, regressors, what, where, opt, x, y, sf
+
+
+def phi_of(what, where):
+    return list(what.parameters()) + list(where.parameters())
+
+
+def reference_outer_loss(target, regressors, what, where, opt, x, y, sf, T):
+    """L_org(theta_{T+1}) with torch.optim.SGD itself on deep copies: the ground truth of lines 5-7."""
+    target, regressors = copy.deepcopy(target), copy.deepcopy(regressors)
+    params = list(target.parameters()) + list(regressors.parameters())
+    ref = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WD)
+    old = opt.param_groups[0]["params"]
+    ref.load_state_dict(copy.deepcopy(opt.state_dict()))  # same momentum buffers (copies), by position
+    assert len(old) == len(params)
+    with torch.no_grad():
+        w, lam = what(sf), where(sf)
+    for _ in range(T):
+        ref.zero_grad(set_to_none=True)
+        _, tf = target(x)
+        wfm_loss(regressors(sf, tf), w, lam, BETA).backward()
+        ref.step()
+    ref.zero_grad(set_to_none=True)
+    logits, _ = target(x)
+    F.cross_entropy(logits, y).backward()
+    ref.step()
+    with torch.no_grad():
+        logits, _ = target(x)
+        return F.cross_entropy(logits, y)
+
+
+@torch.no_grad()
+def shift(params, direction, eps):
+    for p, d in zip(params, direction):
+        p.add_(eps * d)
+
+
+def ours(target, regressors, what, where, opt, x, y, sf, T):
+    outer, _ = meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, T)
+    return outer, torch.autograd.grad(outer, phi_of(what, where))
+
+
+@pytest.mark.parametrize("T", [1, 2])
+def test_meta_gradient_matches_central_finite_differences(T):
+    target, source, regressors, what, where, opt, x, y, sf = setup(T)
+    outer, grads = ours(target, regressors, what, where, opt, x, y, sf, T)
+    # the forward value is exactly what torch.optim.SGD produces
+    ref = reference_outer_loss(target, regressors, what, where, opt, x, y, sf, T)
+    assert torch.allclose(outer, ref, rtol=1e-10, atol=1e-12)
+    phi = phi_of(what, where)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):  # random directions over all of phi
+        v = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in phi]
+        eps = 1e-5
+        shift(phi, v, eps)
+        plus = reference_outer_loss(target, regressors, what, where, opt, x, y, sf, T)
+        shift(phi, v, -2 * eps)
+        minus = reference_outer_loss(target, regressors, what, where, opt, x, y, sf, T)
+        shift(phi, v, eps)
+        fd = (plus - minus) / (2 * eps)
+        analytic = sum((g * d).sum() for g, d in zip(grads, v))
+        assert abs(float(analytic)) > 1e-8, "the meta-gradient should not vanish here"
+        assert abs(float(analytic - fd)) <= 1e-5 * abs(float(fd)), (float(analytic), float(fd))
+
+
+def independent_unroll(target, regressors, what, where, opt, x, y, sf, T):
+    """Algorithm 1 lines 5-8 written out plainly with explicit tensors, for comparison."""
+    from torch.func import functional_call
+    names_t = [n for n, _ in target.named_parameters()]
+    names_r = [n for n, _ in regressors.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for p in opt.param_groups[0]["params"]]
+    bufs = [opt.state[p]["momentum_buffer"].clone() for p in opt.param_groups[0]["params"]]
+    nt = len(names_t)
+    buffers = {n: b.clone() for n, b in target.named_buffers()}
+    w, lam = what(sf), where(sf)
+
+    def run(ps):
+        return functional_call(target, ({**dict(zip(names_t, ps[:nt])), **{k: v.clone() for k, v in buffers.items()}}), (x,))
+
+    for _ in range(T):
+        _, tf = run(params)
+        errs = functional_call(regressors, dict(zip(names_r, params[nt:])), (sf, tf))
+        gs = torch.autograd.grad(wfm_loss(errs, w, lam, BETA), params, create_graph=True, allow_unused=True)
+        # torch.optim.SGD skips a parameter without a gradient (here: the classifier)
+        bufs = [b if g is None else MOMENTUM * b + g + WD * p for b, g, p in zip(bufs, gs, params)]
+        params = [p if g is None else p - LR * b for p, b, g in zip(params, bufs, gs)]
+    logits, _ = run(params)
+    gs = torch.autograd.grad(F.cross_entropy(logits, y), params[:nt], create_graph=True)
+    params = [p - LR * (MOMENTUM * b + g + WD * p) for p, b, g in zip(params[:nt], bufs[:nt], gs)]
+    logits, _ = run(params)
+    outer = F.cross_entropy(logits, y)
+    return outer, torch.autograd.grad(outer, phi_of(what, where))
+
+
+@pytest.mark.parametrize("T", [1, 2])
+def test_meta_gradient_matches_independent_unroll(T):
+    problem = setup(T, seed=3)
+    target, source, regressors, what, where, opt, x, y, sf = problem
+    a_loss, a_grads = ours(target, regressors, what, where, opt, x, y, sf, T)
+    b_loss, b_grads = independent_unroll(target, regressors, what, where, opt, x, y, sf, T)
+    assert torch.allclose(a_loss, b_loss, rtol=1e-12)
+    for a, b in zip(a_grads, b_grads):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_lookahead_leaves_model_and_optimizer_untouched():
+    target, source, regressors, what, where, opt, x, y, sf = setup(2)
+    before = copy.deepcopy(target.state_dict())
+    bufs = {id(p): opt.state[p]["momentum_buffer"].clone() for p in opt.param_groups[0]["params"]}
+    ours(target, regressors, what, where, opt, x, y, sf, 2)
+    for k, v in target.state_dict().items():   # parameters and BatchNorm running statistics
+        assert torch.equal(v, before[k]), k
+    for p in opt.param_groups[0]["params"]:
+        assert torch.equal(opt.state[p]["momentum_buffer"], bufs[id(p)])
+        assert p.grad is None
