@@ -263,8 +263,13 @@ class Trainer:
             raise NonFiniteLoss(f"{self.cfg.method}: the training loss became {float(losses[bad])} at epoch "
                                 f"{self.epoch}, step {bad}; the last good checkpoint is kept in {self.cfg.out}. "
                                 f"Try a smaller learning rate (--lr) or beta.")
+        state = [v for v in self.model.state_dict().values() if v.is_floating_point()]
+        if not bool(torch.stack([torch.isfinite(v).all() for v in state]).all()):
+            raise NonFiniteLoss(f"{self.cfg.method}: the weights or BatchNorm statistics became non-finite at epoch {self.epoch}, step "
+                                f"{len(losses) - 1} (the loss was still finite); the last good checkpoint is "
+                                f"kept in {self.cfg.out}. Try a smaller learning rate (--lr) or beta.")
         row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
-               "train_loss": float(losses.mean()), "train_acc": 100.0 * float(correct) / seen}
+               "train_loss": float(losses.mean()), "train_acc": round(100.0 * int(correct) / seen, 4)}
         if lams:
             row["lambda"] = [round(v, 6) for v in torch.stack(lams).mean(0).tolist()]
         return row
@@ -290,7 +295,7 @@ class Trainer:
     def accuracy(self, images, labels, state=None):
         """Top-1 accuracy in percent."""
         preds, _ = self.predict(images, labels, state)
-        return 100.0 * float((preds == labels.cpu()).float().mean())
+        return percent(preds, labels)
 
     def result(self, wall_time):
         """The final result: best-val epoch and its test accuracy, train fit, collapse check, provenance."""
@@ -302,9 +307,9 @@ class Trainer:
         return {
             "config": asdict(self.cfg), "pairs": [list(p) for p in self.pairs],
             "best_val_epoch": self.best["epoch"], "best_val_acc": self.best["val_acc"],
-            "test_acc": 100.0 * float((preds == test_y.cpu()).float().mean()),
+            "test_acc": percent(preds, test_y),
             "final_train_loss": train_loss,
-            "final_train_acc": 100.0 * float((train_preds == self.data["train"][1].cpu()).float().mean()),
+            "final_train_acc": percent(train_preds, self.data["train"][1]),
             "test_distinct_classes": int((counts > 0).sum()), "test_top_class_share": top_share,
             "collapsed": top_share >= 0.5,
             "iterations": self.iteration, "epochs_run": self.epoch, "n_train": len(self.data["train"][1]),
@@ -335,6 +340,11 @@ class Trainer:
                 obj.load_state_dict(state[name])
         self.generator.set_state(state["generator"].cpu())
         self.epoch, self.iteration, self.best = state["epoch"], state["iteration"], state["best"]
+
+
+def percent(preds, labels):
+    """Accuracy in percent, rounded to 4 decimals."""
+    return round(100.0 * int((preds == labels.cpu()).sum()) / len(labels), 4)
 
 
 def _atomic_write_text(path, text):

@@ -1,0 +1,119 @@
+"""Command line: ``l2t train``, ``l2t evaluate``, ``l2t inspect``, ``l2t reproduce`` (also ``python -m l2t``)."""
+import argparse
+import json
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import yaml
+
+from .train import Config
+
+
+def _add_config_flags(p):
+    p.add_argument("--config", help="YAML file of Config fields (the paper's settings are in l2t/configs/)")
+    for f in fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "sources":
+            p.add_argument("--source", dest="sources", action="append",
+                           help="source network as arch:path or arch:paper (repeat for multi-source)")
+        elif f.type is bool or isinstance(f.default, bool):
+            p.add_argument(flag, dest=f.name, action="store_true", default=None)
+        else:
+            typ = f.type if f.type in (int, float, str) else str
+            p.add_argument(flag, dest=f.name, type=typ, default=None)
+
+
+def config_from_args(args):
+    """Config = defaults, then the YAML file, then the flags given on the command line."""
+    values = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.exists():
+            packaged = Path(__file__).parent / "configs" / (args.config + ".yaml")
+            if not packaged.exists():
+                raise FileNotFoundError(f"config {args.config!r} is neither a file nor one of "
+                                        f"{sorted(p.stem for p in packaged.parent.glob('*.yaml'))}")
+            path = packaged
+        values = yaml.safe_load(path.read_text()) or {}
+        unknown = set(values) - {f.name for f in fields(Config)}
+        if unknown:
+            raise ValueError(f"unknown keys in {path}: {sorted(unknown)}")
+    values.update({f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None})
+    return Config(**values)
+
+
+def cmd_train(args):
+    from .train import Trainer
+    cfg = config_from_args(args)
+    result = Trainer(cfg).fit(resume=args.resume, progress=not args.no_progress)
+    print(json.dumps({k: result[k] for k in ("best_val_epoch", "best_val_acc", "test_acc", "wall_time_s",
+                                              "collapsed")}, indent=1))
+
+
+def cmd_evaluate(args):
+    from .inspect import load_run
+    trainer = load_run(args.run, args.device)
+    out = {"final_test_acc": trainer.accuracy(*trainer.data["test"]), "best_val_epoch": trainer.best["epoch"]}
+    if trainer.best["state"] is not None:
+        out["best_val_test_acc"] = trainer.accuracy(*trainer.data["test"], state=trainer.best["state"])
+    print(json.dumps(out, indent=1))
+
+
+def cmd_inspect(args):
+    from .inspect import load_run, transfer_weights
+    trainer = load_run(args.run, args.device)
+    weights = transfer_weights(trainer, *trainer.data["val"])
+    if args.plot:
+        from .plots import transfer_graph
+        fig = transfer_graph(weights["pairs"], weights["lambda"])
+        fig.savefig(args.plot, dpi=150, bbox_inches="tight")
+    summary = {"pairs": weights["pairs"], "lambda": [round(v, 4) for v in weights["lambda"]]}
+    print(json.dumps(summary if not args.full else weights, indent=1))
+
+
+def cmd_reproduce(args):
+    from .reproduce import reproduce
+    reproduce(args.experiment, scale=args.scale, seeds=args.seeds, methods=args.methods, out=args.out,
+              column=args.column, samples=args.samples, device=args.device, dry_run=args.dry_run,
+              max_iters=args.max_iters)
+
+
+def main(argv=None):
+    """Entry point of the ``l2t`` command."""
+    parser = argparse.ArgumentParser(prog="l2t", description="Learning What and Where to Transfer (ICML 2019)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a target network with one method")
+    _add_config_flags(p)
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("evaluate", help="test accuracy of a run folder (final and best-validation weights)")
+    p.add_argument("run")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("inspect", help="lambda per pair and what-weights of an L2T run (Fig. 3d)")
+    p.add_argument("run")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--plot", help="save the lambda graph to this image file")
+    p.add_argument("--full", action="store_true", help="also print the channel weights")
+    p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("reproduce", help="run an experiment of the paper (resumable), then summarise it")
+    p.add_argument("experiment", choices=["figure5", "table1", "table2"])
+    p.add_argument("--scale", choices=["quick", "paper"], default="quick")
+    p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--methods", nargs="+")
+    p.add_argument("--samples", type=int, nargs="+", help="figure5: samples per class")
+    p.add_argument("--column", help="table1: cifar100 or stl10")
+    p.add_argument("--out", help="results folder")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-iters", type=int, help="stop every run after this many iterations (recipe check)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their configs, run nothing")
+    p.set_defaults(func=cmd_reproduce)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"l2t {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0

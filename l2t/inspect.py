@@ -1,0 +1,38 @@
+"""Looking inside a trained L2T-ww run: lambda per pair (where) and channel weights (what), paper Fig. 3(d)."""
+import json
+from pathlib import Path
+
+import torch
+
+from . import data as D
+
+
+@torch.no_grad()
+def transfer_weights(trainer, images, labels, batch_size=500):
+    """Mean lambda^{m,n} per pair and mean what-weights w^{m,n} per pair over the given images."""
+    if trainer.what is None:
+        raise ValueError(f"method {trainer.cfg.method!r} has no meta-networks to inspect; use an l2t-* method")
+    lam_sum, what_sum, n = None, None, 0
+    for x, _ in D.TensorLoader(images, labels, batch_size, False, device=trainer.device):
+        feats = [f for src in trainer.sources for f in src(x)[1]]
+        what = [w.sum(0) for w in trainer.what(feats)]
+        lam = (torch.stack([l.sum() for l in trainer.where(feats)]) if trainer.where is not None
+               else torch.full((len(trainer.pairs),), float(len(x))))
+        lam_sum = lam if lam_sum is None else lam_sum + lam
+        what_sum = what if what_sum is None else [a + b for a, b in zip(what_sum, what)]
+        n += len(x)
+    return {"pairs": [list(p) for p in trainer.pairs], "lambda": (lam_sum / n).tolist(),
+            "what": [(w / n).tolist() for w in what_sum]}
+
+
+def load_run(run_dir, device="cpu", data=None):
+    """A Trainer restored from a run folder (its config.json and checkpoint.pt)."""
+    from .train import Config, Trainer
+    run_dir = Path(run_dir)
+    if not (run_dir / "checkpoint.pt").exists():
+        raise FileNotFoundError(f"no checkpoint.pt in {run_dir}: is it the --out folder of an `l2t train` run?")
+    cfg = Config(**json.loads((run_dir / "config.json").read_text()))
+    cfg.device = device
+    trainer = Trainer(cfg, data=data)
+    trainer.load(run_dir / "checkpoint.pt")
+    return trainer

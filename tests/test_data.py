@@ -1,0 +1,53 @@
+"""Data: per-class subsets, tensor augmentation, the data root, clear errors."""
+import pytest
+import torch
+
+from conftest import needs_cifar10
+from l2t import data as D
+
+
+def test_per_class_subset_balanced_and_reproducible():
+    targets = [i % 10 for i in range(1000)]
+    a = D.per_class_subset(targets, 7, seed=3)
+    assert a == D.per_class_subset(targets, 7, seed=3)
+    assert a != D.per_class_subset(targets, 7, seed=4)
+    counts = torch.bincount(torch.tensor([targets[i] for i in a]))
+    assert counts.tolist() == [7] * 10
+    b = D.per_class_subset(targets, 5, seed=3, exclude=a)
+    assert not set(a) & set(b)
+    with pytest.raises(ValueError, match="fewer than 200"):
+        D.per_class_subset(targets, 200, seed=0)
+
+
+def test_augment_is_a_shifted_flipped_crop():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
+    out = D.augment(x, torch.Generator().manual_seed(0), pad=2)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for b in range(2):  # each output is some crop of the padded image, possibly flipped
+        crops = [padded[b, :, i:i + 8, j:j + 8] for i in range(5) for j in range(5)]
+        assert any(torch.equal(out[b], c) or torch.equal(out[b], c.flip(-1)) for c in crops)
+
+
+def test_tensor_loader_covers_every_image_once():
+    images = torch.zeros(10, 3, 4, 4, dtype=torch.uint8)
+    labels = torch.arange(10)
+    seen = torch.cat([y for _, y in D.TensorLoader(images, labels, 4, train=True)])
+    assert sorted(seen.tolist()) == list(range(10))
+
+
+def test_missing_dataset_error_names_path_and_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "cub200") + ".*ImageFolder"):
+        D.load_dataset("cub200", root=tmp_path)
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        D.load_dataset("imagenet", root=tmp_path)
+
+
+@needs_cifar10
+def test_cifar10_is_found_in_imagefolder_layout_and_splits_load():
+    ds = D.load_dataset("cifar10", train=False)
+    assert len(ds) == 10000 and len(set(ds.targets)) == 10
+    x, y = D.decode(ds, [0, 5000])
+    assert x.shape == (2, 3, 32, 32) and x.dtype == torch.uint8
+    split = D.paper_split("stl10", "val")
+    assert len(split) == 500

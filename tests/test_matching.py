@@ -1,0 +1,87 @@
+"""Weighted feature matching (Eq. 2-3), meta-networks, pairs, baselines."""
+import pytest
+import torch
+
+from l2t.baselines import at_loss, attention, lwf_loss
+from l2t.matching import Regressors, wfm_loss
+from l2t.meta import What, Where
+from l2t.pairs import CONFIGS, parse_pairs
+
+
+def test_wfm_matches_hand_computed_value():
+    # one pair, batch 1, 2 channels, 1x2 map: errors per channel are means of squared differences
+    t = torch.tensor([[[[1.0, 2.0]], [[0.0, 4.0]]]])
+    s = torch.tensor([[[[0.0, 0.0]], [[1.0, 1.0]]]])
+    reg = Regressors([(0, 0)], [2], [2])
+    with torch.no_grad():
+        reg.convs[0].weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+        reg.convs[0].bias.zero_()
+    errors = reg([s], [t])
+    assert torch.allclose(errors[0], torch.tensor([[(1 + 4) / 2, (1 + 9) / 2]]))
+    w = [torch.tensor([[0.25, 0.75]])]
+    lam = [torch.tensor([2.0])]
+    # beta * lambda * sum_c w_c e_c = 0.5 * 2 * (0.25*2.5 + 0.75*5)
+    assert torch.isclose(wfm_loss(errors, w, lam, beta=0.5), torch.tensor(0.5 * 2 * (0.625 + 3.75)))
+
+
+def test_uniform_weights_reduce_to_mse_and_zero_when_matched():
+    torch.manual_seed(0)
+    s, t = torch.randn(4, 3, 5, 5), torch.randn(4, 6, 5, 5)
+    reg = Regressors([(0, 0)], [3], [6])
+    errors = reg([s], [t])
+    mse = torch.nn.functional.mse_loss(reg.convs[0](t), s)
+    uniform = [torch.full((4, 3), 1 / 3)]
+    assert torch.allclose(wfm_loss(errors, beta=1.0), mse)
+    assert torch.allclose(wfm_loss(errors, uniform, [torch.ones(4)], beta=1.0), mse)
+    assert wfm_loss(reg([reg.convs[0](t).detach()], [t]), beta=1.0) == 0
+
+
+def test_source_is_resized_to_target_size():
+    reg = Regressors([(0, 0)], [3], [2])
+    errors = reg([torch.randn(2, 3, 8, 8)], [torch.randn(2, 2, 4, 4)])
+    assert errors[0].shape == (2, 3)
+
+
+def test_meta_networks_start_uniform_and_at_one():
+    feats = [torch.randn(4, 16, 8, 8), torch.randn(4, 32, 4, 4)]
+    pairs = [(0, 0), (1, 0), (1, 2)]
+    w = What(pairs, [16, 32])(feats)
+    assert [tuple(x.shape) for x in w] == [(4, 16), (4, 32), (4, 32)]
+    assert all(torch.allclose(x, torch.full_like(x, 1 / x.shape[1])) for x in w)
+    lam = Where(pairs, [16, 32])(feats)
+    assert all(torch.equal(l, torch.ones(4)) for l in lam)
+
+
+def test_what_weights_sum_to_one_and_where_is_bounded():
+    torch.manual_seed(0)
+    what, where = What([(0, 0)], [8]), Where([(0, 0)], [8])
+    for p in list(what.parameters()) + list(where.parameters()):
+        torch.nn.init.normal_(p, 0, 5)
+    feats = [torch.randn(16, 8, 4, 4)]
+    assert torch.allclose(what(feats)[0].sum(1), torch.ones(16))
+    lam = where(feats)[0]
+    assert (lam >= 0).all() and (lam <= 6).all() and lam.std() > 0
+
+
+def test_pairs_parsing_and_configs():
+    assert parse_pairs("4-0,9-1", num_source=15, num_target=5) == [(4, 0), (9, 1)]
+    assert len(parse_pairs("all-to-all", "resnet32", "vgg9")) == 15
+    assert parse_pairs("one-to-one", "resnet32", "vgg9") == [(4, 0), (9, 1), (14, 2)]
+    assert len(CONFIGS[("resnet34", "resnet18")]["all-to-all"]) == 16
+    with pytest.raises(ValueError, match="source index 15 .* 15 candidate feature maps"):
+        parse_pairs("15-0", num_source=15, num_target=5)
+    with pytest.raises(ValueError, match="target index 5 .* 5 candidate"):
+        parse_pairs([(4, 5)], num_source=15, num_target=5)
+    with pytest.raises(ValueError, match="form 'm-n,m-n'"):
+        parse_pairs("4:0")
+    with pytest.raises(ValueError, match="no ready-made"):
+        parse_pairs("single", "resnet18", "vgg9")
+
+
+def test_attention_transfer_and_lwf():
+    f = torch.randn(2, 4, 6, 6)
+    assert torch.allclose(attention(f).norm(dim=1), torch.ones(2))
+    assert at_loss([f], [f * 3], [(0, 0)]) < 1e-9   # AT ignores scale
+    assert at_loss([f], [torch.randn(2, 7, 6, 6)], [(0, 0)]) > 0
+    logits = torch.randn(3, 5)
+    assert lwf_loss(logits, logits).abs() < 1e-6 and lwf_loss(logits, -logits) > 0

@@ -1,0 +1,117 @@
+"""The trainer: every method runs; beta=0 is scratch; phi learns; resume is exact; NaN is caught."""
+import json
+
+import pytest
+import torch
+
+from l2t.methods import METHODS
+from l2t.models import build_model
+from l2t.train import Config, NonFiniteLoss, Trainer
+
+
+def tiny_data(n=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    make = lambda k: (torch.randint(0, 256, (k, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(k) % 3)
+    return {"train": make(n), "val": make(6), "test": make(6)}
+
+
+def tiny_sources(k=1):
+    torch.manual_seed(123)
+    return [build_model("resnet20", 7).eval().requires_grad_(False) for _ in range(k)]
+
+
+def run(tmp_path, name="run", sources=1, **kw):
+    cfg = Config(**{"sources": ["resnet20:random"] * sources, "batch_size": 6, "epochs": 2, "device": "cpu",
+                    "out": str(tmp_path / name), **kw})
+    return Trainer(cfg, data=tiny_data(), sources=tiny_sources(sources))
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_runs_two_iterations(tmp_path, method):
+    trainer = run(tmp_path, method=method, max_iters=2)
+    result = trainer.fit(progress=False)
+    assert result["iterations"] == 2 and 0 <= result["test_acc"] <= 100
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in rows)
+
+
+def test_multi_source_l2t_ww_pairs_both_sources(tmp_path):
+    trainer = run(tmp_path, method="l2t-ww", sources=2, max_iters=2)
+    assert len(trainer.pairs) == 30 and max(m for m, _ in trainer.pairs) >= 9  # second source's maps
+    trainer.fit(progress=False)
+
+
+def test_beta_zero_l2t_ww_equals_scratch_step_for_step(tmp_path):
+    a = run(tmp_path, "a", method="scratch")
+    b = run(tmp_path, "b", method="l2t-ww", beta=0.0)
+    for (xa, ya), (xb, yb) in zip(a.train_loader, b.train_loader):
+        assert torch.equal(xa, xb)
+        la, _, _ = a.step(xa, ya)
+        lb, _, _ = b.step(xb, yb)
+        assert torch.equal(la, lb)
+        for (k, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+            assert torch.equal(pa, pb), k
+
+
+def test_meta_networks_receive_nonzero_gradients_and_move(tmp_path):
+    trainer = run(tmp_path, method="l2t-ww")
+    before = [p.detach().clone() for p in trainer.meta_optimizer.param_groups[0]["params"]]
+    x, y = next(iter(trainer.train_loader))
+    trainer.step(x, y)
+    grads = [p.grad for p in trainer.meta_optimizer.param_groups[0]["params"]]
+    assert all(g is not None for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    after = trainer.meta_optimizer.param_groups[0]["params"]
+    assert any(not torch.equal(a, b) for a, b in zip(after, before))
+
+
+def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+    full = run(tmp_path, "full", method="l2t-ww", epochs=3).fit(progress=False)
+    killed = run(tmp_path, "killed", method="l2t-ww", epochs=3)
+    original = Trainer._train_epoch
+    calls = {"n": 0}
+
+    def dies_in_epoch_two(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(progress=False)
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    resumed = run(tmp_path, "killed", method="l2t-ww", epochs=3).fit(resume=True, progress=False)
+    assert (tmp_path / "full" / "metrics.jsonl").read_text() == (tmp_path / "killed" / "metrics.jsonl").read_text()
+    assert resumed["test_acc"] == full["test_acc"] and resumed["best_val_epoch"] == full["best_val_epoch"]
+
+
+def test_same_seed_gives_the_same_metrics_file(tmp_path):
+    run(tmp_path, "a", method="fm-one-to-one").fit(progress=False)
+    run(tmp_path, "b", method="fm-one-to-one").fit(progress=False)
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+
+
+def test_nonfinite_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    trainer = run(tmp_path, method="fm-one-to-one", epochs=4)
+    step = Trainer.step
+
+    def diverging_from_epoch_two(self, x, y):
+        if self.epoch == 2:   # a learning rate far too large, from the third epoch on
+            self.optimizer.param_groups[0]["lr"] = 1e30
+        return step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "step", diverging_from_epoch_two)
+    with pytest.raises(NonFiniteLoss, match=r"at epoch 2, step \d+"):
+        trainer.fit(progress=False)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_bad_method_and_device_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown method 'l2t'"):
+        run(tmp_path, method="l2t")
+    with pytest.raises(ValueError, match="device must be"):
+        run(tmp_path, method="scratch", device="tpu")
