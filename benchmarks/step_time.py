@@ -1,0 +1,91 @@
+"""Time one training iteration per method: scratch, fm-one-to-one, l2t-ww (T = 1, 2, 3).
+
+Same random batch (128 images, 32x32), same models (the paper's ResNet32-TinyImageNet source when it is
+under L2T_DATA, else a random ResNet32; VGG9 target; all-to-all 15 pairs for l2t-ww). Each configuration
+runs in its own process (so peak memory is its own); prints a table and writes it as JSON.
+
+    python benchmarks/step_time.py [--device cpu|cuda] [--iters 3] [--out benchmarks/results/step_time-cpu.json]
+"""
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CONFIGS = [("scratch", 2), ("fm-one-to-one", 2), ("l2t-ww", 1), ("l2t-ww", 2), ("l2t-ww", 3)]
+
+
+def one(method, T, device, iters, warmup, batch):
+    import torch
+    from l2t.models import build_model, load_source
+    from l2t.train import Config, Trainer
+    torch.manual_seed(0)
+    try:
+        source = load_source(device=device)
+    except (FileNotFoundError, ValueError):
+        source = build_model("resnet32", 200).eval().requires_grad_(False)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch, 3, 32, 32), generator=g, dtype=torch.uint8)
+    data = {k: (images, torch.arange(batch) % 10) for k in ("train", "val", "test")}
+    cfg = Config(method=method, T=T, batch_size=batch, device=device, out="/tmp/l2t-bench")
+    trainer = Trainer(cfg, data=data, sources=[source])
+    x, y = next(iter(trainer.train_loader))
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    times = []
+    for i in range(warmup + iters):
+        sync()
+        start = time.perf_counter()
+        trainer.step(x, y)
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    out = {"method": method, "T": T, "median_s": statistics.median(times), "times_s": times,
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if trainer.device.type == "cuda":
+        out["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--out")
+    p.add_argument("--one", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one[0], int(args.one[1]), args.device, args.iters, args.warmup, args.batch)))
+        return
+    import torch
+    rows = []
+    for method, T in CONFIGS:
+        cmd = [sys.executable, __file__, "--one", method, str(T), "--device", args.device,
+               "--iters", str(args.iters), "--warmup", str(args.warmup), "--batch", str(args.batch)]
+        rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
+        print(f"  measured {method} T={T}: {rows[-1]['median_s']:.3f} s", file=sys.stderr)
+    base = rows[0]["median_s"]
+    print(f"{'method':<16}{'T':>3}{'s/iter':>10}{'x scratch':>11}{'peak RSS MiB':>14}")
+    for r in rows:
+        r["ratio_to_scratch"] = r["median_s"] / base
+        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{r['median_s']:>10.3f}"
+              f"{r['ratio_to_scratch']:>11.2f}{r['peak_rss_mib']:>14.0f}"
+              + (f"  cuda {r['cuda_max_allocated_mib']:.0f} MiB" if "cuda_max_allocated_mib" in r else ""))
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
+        f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    report = {"date": time.strftime("%Y-%m-%d"), "device": device, "machine": platform.platform(),
+              "torch": torch.__version__, "batch": args.batch, "iters": args.iters, "warmup": args.warmup,
+              "rows": rows}
+    out = Path(args.out or f"benchmarks/results/step_time-{args.device.split(':')[0]}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""``l2t reproduce``: the paper's experiments as resumable recipes (one result JSON per run).
+
+Every run is a ``Config``; finished runs (their JSON exists) are skipped, so a reproduction can be stopped
+and continued. ``figure5 --scale quick`` is the CPU-scale protocol of the book's results page:
+
+* CIFAR-10 target (VGG9), the paper's ResNet32-TinyImageNet source, N in {10, 25, 50, 100} per class;
+* 200 epochs as in the paper (batch 128: 200 / 400 / 800 / 1,600 SGD iterations for N = 10 / 25 / 50 / 100);
+* validation: a fixed 500 CIFAR-10 *training* images outside every subset, every 10 epochs; the full
+  10,000-image test set once, at the best-validation epoch;
+* the learning rate of each method chosen from {0.1, 0.03, 0.01} by best validation accuracy at N = 10,
+  seed 0, before any test accuracy is looked at (at 10-25 images per class the paper's 0.1 can leave
+  scratch untrained); the choice is written to ``lr_choice.json``;
+* seeds 0, 1, 2 at N = 10 and 25, seeds 0, 1 at N = 50 and 100; small N first, cheap methods first.
+"""
+import json
+import shutil
+import statistics
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from .train import Config, Trainer
+
+FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
+LR_GRID = [0.1, 0.03, 0.01]
+TABLE1_METHODS = ["scratch", "lwf", "at", "lwf+at", "fm-single", "fm-one-to-one", "l2t-w-single",
+                  "l2t-w-one-to-one", "l2t-ww"]
+# Table 2: the second source of each row, made by `l2t train-source` when missing
+TABLE2_SOURCES = {
+    "+resnet20-tinyimagenet": "resnet20:{root}/sources/tinyimagenet-200-resnet20.pth.tar",
+    "+resnet32-tinyimagenet-2": "resnet32:{root}/sources/tinyimagenet-200-resnet32-seed1.pth.tar",
+    "+resnet32-cifar10": "resnet32:{root}/sources/cifar10-resnet32.pth.tar",
+}
+
+
+def run_id(cfg):
+    """A run's file name: method, data size, seed and learning rate."""
+    size = f"n{cfg.samples_per_class}" if cfg.samples_per_class else cfg.dataset
+    extra = "" if len(cfg.sources) == 1 else "-" + "+".join(s.split(":")[0] for s in cfg.sources[1:])
+    short = f"-it{cfg.max_iters}" if cfg.max_iters else ""   # recipe checks never pass for real runs
+    return f"{cfg.method}{extra}-{size}-s{cfg.seed}-lr{cfg.lr:g}{short}"
+
+
+def run_once(cfg, results, runs, device):
+    """Run ``cfg`` unless its result exists; resumes its checkpoint; returns the result dict."""
+    path = Path(results) / f"{run_id(cfg)}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    cfg = replace(cfg, out=str(Path(runs) / run_id(cfg)), device=device)
+    result = Trainer(cfg).fit(resume=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    shutil.rmtree(cfg.out, ignore_errors=True)  # the checkpoint is no longer needed
+    return result
+
+
+def figure5_base(scale):
+    """The figure-5 config shared by every run of a scale."""
+    base = Config(dataset="cifar10", target="vgg9", sources=["resnet32:paper"], epochs=200, batch_size=128)
+    if scale == "quick":
+        return replace(base, val_per_class=50, eval_every=10, ckpt_every=20)
+    return replace(base, val_per_class=100, eval_every=1, ckpt_every=1)
+
+
+def figure5_seeds(n):
+    return [0, 1, 2] if n <= 25 else [0, 1]
+
+
+def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="auto", dry_run=False,
+            max_iters=None):
+    """Figure 5: accuracy vs samples per class, one line per method (resumable)."""
+    results = Path(out or f"results/figure5-{scale}")
+    runs = Path("runs") / results.name
+    base = replace(figure5_base(scale), max_iters=max_iters)
+    methods = methods or FIG5_METHODS
+    samples = samples or [10, 25, 50, 100]
+    plan, chosen = [], {}
+    small, large = [n for n in sorted(samples) if n <= 25], [n for n in sorted(samples) if n > 25]
+    # pass 1: per method (cheap first), its lr choice and the small-N runs; pass 2: the large-N runs
+    for m, ns in [(m, small) for m in methods] + [(m, large) for m in methods]:
+        if scale == "quick" and m not in chosen:   # choose the lr first, by validation accuracy only
+            grid = [replace(base, method=m, samples_per_class=min(samples), seed=0, lr=lr) for lr in LR_GRID]
+            plan += [("lr-grid", c) for c in grid]
+            if not dry_run:
+                scores = {c.lr: run_once(c, results, runs, device)["best_val_acc"] for c in grid}
+                chosen[m] = max(LR_GRID, key=lambda lr: (scores[lr], lr))
+                record_lr_choice(results, m, scores, chosen[m], min(samples))
+            else:
+                chosen[m] = None
+        for n in ns:
+            for seed in (seeds or figure5_seeds(n)):
+                cfg = replace(base, method=m, samples_per_class=n, seed=seed, lr=chosen.get(m) or base.lr)
+                plan.append(("run", cfg))
+                if not dry_run:
+                    run_once(cfg, results, runs, device)
+    if dry_run:
+        for kind, cfg in plan:
+            print(f"{kind:8s} {run_id(cfg)}" + ("  (lr: the grid's choice)" if kind == "run" and scale == "quick" else ""))
+        return plan
+    summarize_figure5(results)
+    return plan
+
+
+def record_lr_choice(results, method, scores, choice, n):
+    path = Path(results) / "lr_choice.json"
+    table = json.loads(path.read_text()) if path.exists() else {}
+    table[method] = {"chosen_lr": choice, "best_val_acc_by_lr": {f"{k:g}": v for k, v in scores.items()},
+                     "chosen_at": f"N={n} per class, seed 0, by best validation accuracy"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(table, indent=1))
+
+
+def load_results(results):
+    """Every result JSON in a folder (not the summaries)."""
+    return [json.loads(p.read_text()) for p in sorted(Path(results).glob("*.json"))
+            if p.name not in ("lr_choice.json", "summary.json")]
+
+
+def summarize_figure5(results):
+    """Per method and N: per-seed test accuracies (collapsed runs marked), mean ± std; writes summary files."""
+    results = Path(results)
+    choice = json.loads((results / "lr_choice.json").read_text()) if (results / "lr_choice.json").exists() else {}
+    table = {}
+    for r in load_results(results):
+        c = r["config"]
+        if choice and c["method"] in choice and c["lr"] != choice[c["method"]]["chosen_lr"]:
+            continue  # an lr-grid run that lost
+        table.setdefault(c["method"], {}).setdefault(c["samples_per_class"], []).append(r)
+    summary, lines = {}, ["| method | N | seeds: test acc (* = collapsed) | mean ± std |", "|---|---|---|---|"]
+    for m in [m for m in FIG5_METHODS if m in table] + sorted(set(table) - set(FIG5_METHODS)):
+        for n in sorted(table[m]):
+            rs = sorted(table[m][n], key=lambda r: r["config"]["seed"])
+            accs = [r["test_acc"] for r in rs]
+            mean = statistics.mean(accs)
+            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            summary.setdefault(m, {})[n] = {"seeds": [r["config"]["seed"] for r in rs], "test_acc": accs,
+                                            "collapsed": [r["collapsed"] for r in rs], "mean": mean, "std": std,
+                                            "lr": rs[0]["config"]["lr"]}
+            per_seed = ", ".join(f"s{r['config']['seed']}: {a:.2f}{'*' if r['collapsed'] else ''}"
+                                 for r, a in zip(rs, accs))
+            lines.append(f"| {m} (lr {rs[0]['config']['lr']:g}) | {n} | {per_seed} | {mean:.2f} ± {std:.2f} |")
+    (results / "summary.json").write_text(json.dumps(summary, indent=1))
+    (results / "summary.md").write_text("\n".join(lines) + "\n")
+    if summary:
+        from .plots import figure5_plot
+        figure5_plot(summary).savefig(results / "figure5.png", dpi=150, bbox_inches="tight")
+    print("\n".join(lines))
+    return summary
+
+
+def table1(scale, column, seeds=None, methods=None, out=None, device="auto", dry_run=False, max_iters=None):
+    """Table 1 (32x32): one column (cifar100 or stl10), the paper's split, 200 epochs, lr 0.1."""
+    if column not in ("cifar100", "stl10"):
+        raise ValueError(f"table1 --column must be cifar100 or stl10, got {column!r}")
+    base = Config(dataset=column, split="paper", target="vgg9", sources=["resnet32:paper"], max_iters=max_iters)
+    if scale == "quick":
+        base = replace(base, samples_per_class=10, epochs=20, eval_every=5)
+    plan = [replace(base, method=m, seed=s) for m in (methods or TABLE1_METHODS) for s in (seeds or [0, 1, 2])]
+    return _run_plan(plan, out or f"results/table1-{column}-{scale}", device, dry_run)
+
+
+def table2(scale, seeds=None, out=None, device="auto", dry_run=False, max_iters=None):
+    """Table 2: multi-source L2T-ww on STL-10 (the paper's source plus a second one)."""
+    from .data import data_root
+    base = Config(method="l2t-ww", dataset="stl10", split="paper", target="vgg9", max_iters=max_iters)
+    if scale == "quick":
+        base = replace(base, samples_per_class=10, epochs=20, eval_every=5)
+    plan = []
+    for name, spec in TABLE2_SOURCES.items():
+        spec = spec.format(root=data_root())
+        plan += [replace(base, sources=["resnet32:paper", spec], seed=s) for s in (seeds or [0, 1, 2])]
+        if not dry_run:
+            ensure_source(spec, scale, device)
+    return _run_plan(plan, out or f"results/table2-{scale}", device, dry_run)
+
+
+def ensure_source(spec, scale, device):
+    """Train a missing extra source network (``l2t train-source``) in the paper's checkpoint format."""
+    arch, path = spec.split(":", 1)
+    if Path(path).exists():
+        return
+    dataset = "cifar10" if "cifar10" in Path(path).name else "tinyimagenet"
+    seed = 1 if "seed1" in Path(path).name else 0
+    train_source(arch, dataset, path, seed=seed, device=device, epochs=200 if scale == "paper" else 2)
+
+
+def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_iters=None):
+    """Train a source network (scratch on the full dataset) and save it as the paper's checkpoints are saved."""
+    import torch
+    cfg = Config(method="scratch", dataset=dataset, target=arch, seed=seed, device=device, epochs=epochs,
+                 out=str(Path("runs") / "sources" / Path(path).stem), max_iters=max_iters)
+    trainer = Trainer(cfg)
+    result = trainer.fit(resume=True)
+    state = trainer.best["state"] or trainer.model.state_dict()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"epoch": result["best_val_epoch"], "best": result["best_val_acc"], "test_prec": result["test_acc"],
+                "state_dict": state, "num_classes": trainer.model.fc.out_features}, path)
+    return result
+
+
+def _run_plan(plan, results, device, dry_run):
+    results = Path(results)
+    for cfg in plan:
+        if dry_run:
+            print(f"run      {run_id(cfg)}  {json.dumps(asdict(cfg))}")
+        else:
+            run_once(cfg, results, Path("runs") / results.name, device)
+    return plan
+
+
+def reproduce(experiment, scale="quick", seeds=None, methods=None, out=None, column=None, samples=None,
+              device="auto", dry_run=False, max_iters=None):
+    """Dispatch ``l2t reproduce <experiment>``."""
+    if experiment == "figure5":
+        return figure5(scale, seeds, methods, samples, out, device, dry_run, max_iters)
+    if experiment == "table1":
+        return table1(scale, column or "stl10", seeds, methods, out, device, dry_run, max_iters)
+    if experiment == "table2":
+        return table2(scale, seeds, out, device, dry_run, max_iters)
+    raise ValueError(f"unknown experiment {experiment!r}; choose figure5, table1 or table2")
