@@ -1,0 +1,142 @@
+"""A toy meta-gradient problem: Algorithm 1 (lines 4-8) on tiny double-precision networks, checkable by finite differences.
+
+The pieces are the library's own (``Regressors``, ``What``, ``Where``, ``meta_gradient``); only the two
+networks are tiny (two conv-BN-ReLU maps each, 8x8 inputs), so that the outer loss L_org(theta_{T+1}) can be
+evaluated in float64 often enough for central finite differences, and independently with
+``torch.optim.SGD`` itself.
+"""
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .lookahead import meta_gradient
+from .matching import Regressors, wfm_loss
+from .meta import What, Where
+
+PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]   # every source map to every target map (all-to-all, Fig. 3c)
+
+
+class ToyNet(nn.Module):
+    """conv-BN-ReLU (map 0) -> max-pool -> conv-BN-ReLU (map 1) -> average pool -> linear; returns (logits, maps)."""
+
+    def __init__(self, channels=(4, 6), num_classes=3):
+        super().__init__()
+        c0, c1 = channels
+        self.conv0, self.bn0 = nn.Conv2d(3, c0, 3, padding=1), nn.BatchNorm2d(c0)
+        self.conv1, self.bn1 = nn.Conv2d(c0, c1, 3, padding=1), nn.BatchNorm2d(c1)
+        self.fc = nn.Linear(c1, num_classes)
+        self.feature_channels = [c0, c1]
+        for bn in (self.bn0, self.bn1):   # non-trivial affine parameters, so that every term matters
+            nn.init.uniform_(bn.weight, 0.5, 1.5)
+            nn.init.uniform_(bn.bias, -0.2, 0.2)
+
+    def forward(self, x):
+        f0 = torch.relu(self.bn0(self.conv0(x)))
+        f1 = torch.relu(self.bn1(self.conv1(F.max_pool2d(f0, 2))))
+        return self.fc(f1.mean((2, 3))), [f0, f1]
+
+
+@dataclass
+class ToyProblem:
+    """Everything Algorithm 1 touches for one batch: theta (target + regressors), phi (what + where), the data."""
+    target: nn.Module
+    source: nn.Module
+    regressors: Regressors
+    what: What
+    where: Where
+    optimizer: torch.optim.SGD
+    x: torch.Tensor
+    y: torch.Tensor
+    source_features: list
+    beta: float
+
+    def phi(self):
+        """The meta-parameters phi: the parameters of the what- and where-networks (paper, Sec. 3.1)."""
+        return list(self.what.parameters()) + list(self.where.parameters())
+
+
+def toy_problem(seed=0, batch=6, lr=0.1, momentum=0.9, weight_decay=1e-2, beta=0.5, phi_noise=0.3,
+                dtype=torch.float64):
+    """A ToyProblem after one ordinary SGD step on L_total (Alg. 1 line 4), so momentum buffers are non-zero."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    target = ToyNet((4, 6), num_classes=3).to(dtype)
+    source = ToyNet((5, 3), num_classes=7).to(dtype).eval().requires_grad_(False)
+    x = torch.randn(batch, 3, 8, 8, generator=gen, dtype=dtype)
+    y = torch.randint(0, 3, (batch,), generator=gen)
+    regressors = Regressors(PAIRS, source.feature_channels, target.feature_channels).to(dtype)
+    what = What(PAIRS, source.feature_channels).to(dtype)
+    where = Where(PAIRS, source.feature_channels).to(dtype)
+    with torch.no_grad():   # move phi away from its flat start (uniform w, lambda = 1)
+        for p in list(what.parameters()) + list(where.parameters()):
+            p.add_(phi_noise * torch.randn(p.shape, generator=gen, dtype=dtype))
+    params = list(target.parameters()) + list(regressors.parameters())
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    _, source_features = source(x)
+    logits, target_features = target(x)
+    loss = F.cross_entropy(logits, y) + wfm_loss(regressors(source_features, target_features), beta=beta)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return ToyProblem(target, source, regressors, what, where, optimizer, x, y, source_features, beta)
+
+
+def exact_meta_gradient(problem, T=2):
+    """(L_org(theta_{T+1}), grad_phi of it) by ``l2t.lookahead.meta_gradient`` (Alg. 1 lines 5-8); zeros where phi is unused."""
+    sf = problem.source_features
+    outer, _ = meta_gradient(problem.target, problem.regressors, sf, problem.x, problem.y, problem.what(sf),
+                             problem.where(sf), problem.optimizer, problem.beta, T)
+    phi = problem.phi()
+    if not outer.requires_grad:   # T = 0: no step depends on phi
+        return outer.detach(), [torch.zeros_like(p) for p in phi]
+    grads = torch.autograd.grad(outer, phi, allow_unused=True)
+    return outer.detach(), [torch.zeros_like(p) if g is None else g for p, g in zip(phi, grads)]
+
+
+@torch.no_grad()
+def _weights(problem):
+    sf = problem.source_features
+    return problem.what(sf), problem.where(sf)
+
+
+def outer_loss_by_sgd(problem, T=2):
+    """L_org(theta_{T+1}) computed with ``torch.optim.SGD`` itself on copies: the ground truth of lines 5-7."""
+    target, regressors = copy.deepcopy(problem.target), copy.deepcopy(problem.regressors)
+    params = list(target.parameters()) + list(regressors.parameters())
+    opt = torch.optim.SGD(params, **{k: problem.optimizer.param_groups[0][k]
+                                     for k in ("lr", "momentum", "weight_decay")})
+    opt.load_state_dict(copy.deepcopy(problem.optimizer.state_dict()))   # same momentum buffers, copied
+    w, lam = _weights(problem)
+    x, y, sf = problem.x, problem.y, problem.source_features
+    for _ in range(T):                       # line 5: T steps on L_wfm with the meta-networks' w and lambda
+        opt.zero_grad(set_to_none=True)
+        _, tf = target(x)
+        wfm_loss(regressors(sf, tf), w, lam, problem.beta).backward()
+        opt.step()
+    opt.zero_grad(set_to_none=True)          # line 6: one step on L_org
+    logits, _ = target(x)
+    F.cross_entropy(logits, y).backward()
+    opt.step()
+    with torch.no_grad():                    # line 8's objective, L_org(theta_{T+1})
+        logits, _ = target(x)
+        return float(F.cross_entropy(logits, y))
+
+
+@torch.no_grad()
+def _shift(params, direction, step):
+    for p, d in zip(params, direction):
+        p.add_(step * d)
+
+
+def finite_difference(problem, direction, T=2, eps=1e-5):
+    """Central difference (L(phi + eps v) - L(phi - eps v)) / (2 eps) of ``outer_loss_by_sgd`` along v."""
+    phi = problem.phi()
+    _shift(phi, direction, eps)
+    plus = outer_loss_by_sgd(problem, T)
+    _shift(phi, direction, -2 * eps)
+    minus = outer_loss_by_sgd(problem, T)
+    _shift(phi, direction, eps)
+    return (plus - minus) / (2 * eps)
