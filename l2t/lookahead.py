@@ -54,16 +54,20 @@ def lookahead_batch_norm(model):
 
 
 def sgd_step(params, grads, bufs, lr, momentum, weight_decay):
-    """One differentiable ``torch.optim.SGD`` step on dicts of tensors; keys without a gradient are kept."""
+    """One differentiable ``torch.optim.SGD`` step on dicts of tensors; keys without a gradient are kept.
+
+    d = g + wd * p;  buf = momentum * buf + d (buf = d at the first step);  p = p - lr * buf.
+    Each line is one fused ``torch.add(..., alpha=...)``: fewer passes over the parameters, same values.
+    """
     new_params, new_bufs = dict(params), dict(bufs)
     for k, g in grads.items():
         if g is None:
             continue
-        d = g + weight_decay * params[k] if weight_decay else g
+        d = torch.add(g, params[k], alpha=weight_decay) if weight_decay else g
         if momentum:
-            d = d if bufs.get(k) is None else momentum * bufs[k] + d
+            d = d if bufs.get(k) is None else torch.add(d, bufs[k], alpha=momentum)
             new_bufs[k] = d
-        new_params[k] = params[k] - lr * d
+        new_params[k] = torch.add(params[k], d, alpha=-lr)
     return new_params, new_bufs
 
 

@@ -35,9 +35,14 @@ TABLE2_SOURCES = {
 def run_id(cfg):
     """A run's file name: method, data size, seed and learning rate."""
     size = f"n{cfg.samples_per_class}" if cfg.samples_per_class else cfg.dataset
-    extra = "" if len(cfg.sources) == 1 else "-" + "+".join(s.split(":")[0] for s in cfg.sources[1:])
+    extra = "".join("+" + _source_name(s) for s in cfg.sources[1:])
     short = f"-it{cfg.max_iters}" if cfg.max_iters else ""   # recipe checks never pass for real runs
     return f"{cfg.method}{extra}-{size}-s{cfg.seed}-lr{cfg.lr:g}{short}"
+
+
+def _source_name(spec):
+    arch, _, path = spec.partition(":")
+    return arch if path in ("", "paper") else Path(path).name.split(".")[0]
 
 
 def run_once(cfg, results, runs, device):

@@ -1,0 +1,94 @@
+"""The command line and the reproduction recipes, on real data (short) and on tiny stand-in data."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import needs_cifar10, needs_source
+from l2t import reproduce as R
+from l2t.cli import main
+from l2t.models import build_model
+
+
+@needs_cifar10
+@needs_source
+def test_cli_train_inspect_evaluate_on_real_data(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--config", "figure5-quick", "--method", "l2t-ww", "--samples-per-class", "1",
+                 "--batch-size", "10", "--max-iters", "2", "--no-progress", "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["iterations"] == 2 and result["config"]["val_per_class"] == 50 and len(result["pairs"]) == 15
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--device", "cpu", "--plot", str(tmp_path / "g.png")]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert len(shown["lambda"]) == 15 and all(0 <= v <= 6 for v in shown["lambda"])
+    assert (tmp_path / "g.png").stat().st_size > 1000
+
+
+def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):
+    assert main(["train", "--method", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+    assert main(["train", "--config", "no-such-config", "--out", str(tmp_path)]) == 2
+    assert "neither a file nor one of" in capsys.readouterr().err
+
+
+def make_standin_root(root, real_source):
+    """ImageFolder stand-ins for cifar100 / stl10 / tinyimagenet / cifar10 with split files, and sources."""
+    g = torch.Generator().manual_seed(0)
+    for name, classes in (("cifar100", 100), ("stl10", 10), ("tinyimagenet", 200), ("cifar10", 10)):
+        for part, per_class in (("train", 2), ("test", 1)):
+            for c in range(classes):
+                folder = root / name / part / f"c{c:03d}"
+                folder.mkdir(parents=True)
+                for i in range(per_class):
+                    pixels = torch.randint(0, 256, (32, 32, 3), generator=g, dtype=torch.uint8).numpy()
+                    Image.fromarray(pixels).save(folder / f"{i}.png")
+        n_train, n_test = 2 * classes, classes
+        (root / "splits").mkdir(exist_ok=True)
+        for split, idx in (("train", range(0, n_train, 2)), ("val", range(1, n_train, 2)), ("test", range(n_test))):
+            (root / "splits" / f"{name}-{split}.json").write_text(json.dumps({"indices": list(idx)}))
+    (root / "sources").mkdir()
+    os.symlink(real_source, root / "sources" / "tinyimagenet-200-resnet32.pth.tar")
+    for spec in R.TABLE2_SOURCES.values():   # the extra sources of Table 2, already trained
+        arch, path = spec.format(root=root).split(":", 1)
+        torch.save({"state_dict": build_model(arch, 10).state_dict(), "num_classes": 10}, path)
+
+
+@needs_source
+@pytest.mark.parametrize("experiment", ["table1-cifar100", "table1-stl10", "table2", "figure5-paper"])
+def test_every_paper_recipe_runs_one_iteration(tmp_path, monkeypatch, experiment):
+    from l2t.data import data_root
+    real_source = data_root() / "sources" / "tinyimagenet-200-resnet32.pth.tar"
+    root = tmp_path / "data"
+    make_standin_root(root, real_source)
+    monkeypatch.setenv("L2T_DATA", str(root))
+    monkeypatch.chdir(tmp_path)
+    kind, _, column = experiment.partition("-")
+    out = tmp_path / "results"
+    if kind == "table1":
+        plan = R.table1("paper", column, seeds=[0], methods=["scratch"], out=out, device="cpu", max_iters=1)
+    elif kind == "table2":
+        plan = R.table2("paper", seeds=[0], out=out, device="cpu", max_iters=1)
+    else:
+        plan = R.figure5("paper", seeds=[0], methods=["scratch"], samples=[1], out=out, device="cpu", max_iters=1)
+        plan = [cfg for _, cfg in plan]
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("*-it1.json"))]
+    assert len(results) == len(plan) >= 1
+    for cfg, r in zip(plan, results):
+        assert r["iterations"] == 1 and r["config"]["epochs"] == 200 and r["config"]["lr"] == 0.1
+        assert r["config"]["batch_size"] == 128 and r["config"]["T"] == 2
+    if kind == "table2":
+        assert {len(r["config"]["sources"]) for r in results} == {2} and len(results) == 3
+
+
+@pytest.mark.parametrize("column", ["cifar100", "stl10"])
+def test_table1_paper_recipe_is_every_method_three_seeds_paper_settings(column, capsys):
+    plan = R.table1("paper", column, dry_run=True)
+    assert sorted({c.method for c in plan}) == sorted(R.TABLE1_METHODS) and len(plan) == 27
+    for c in plan:
+        assert (c.dataset, c.split, c.epochs, c.batch_size, c.lr, c.momentum, c.weight_decay, c.beta, c.T) == \
+            (column, "paper", 200, 128, 0.1, 0.9, 1e-4, 0.5, 2)
+    assert "l2t-ww" in capsys.readouterr().out
