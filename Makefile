@@ -1,12 +1,17 @@
-# The two commands of the README: `make demo` (the main job) and `make test`. Each sets itself up.
+# The two commands of the README: `make book` (the main job: the rendered book) and `make test`
+# (unit tests, every notebook re-executed against its stored outputs, the book build, the browser check).
+# Each sets itself up.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # offline data beside the checkout (as on the project's machines and CI); elsewhere ~/.cache/l2t, downloaded
 SHARED_DATA := $(abspath ../shared/data)
 export L2T_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/l2t)
+# the book and its check never need the network; keep the notebooks' BLAS deterministic and small
+export OMP_NUM_THREADS ?= 2
+NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: setup test demo bench clean
+.PHONY: setup setup-book test unit-test nbval book check-book chromium mathjax demo bench clean
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +19,44 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
-test: setup
-	$(BIN)/python -m pytest
+setup-book: $(VENV)/.installed-book
+$(VENV)/.installed-book: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install -e '.[dev,book]'
+	touch $@
+
+# everything CI proves: unit tests, the notebooks reproduce their stored outputs, the book builds with
+# warnings as errors, and the rendered pages pass the headless-browser check
+test: unit-test nbval check-book
+
+unit-test: setup
+	$(BIN)/python -m pytest tests
+
+nbval: setup-book
+	$(BIN)/python -m pytest $(NBVAL) notebooks/
+
+# the rendered book (stored notebook outputs, nothing executed), MathJax served locally: _build/html
+book: setup-book mathjax
+	$(BIN)/python book/prepare.py
+	$(BIN)/jupyter-book build . --warningiserror --keep-going --builder html
+
+# open every chapter in headless Chromium: math typeset, figures decoded, Colab buttons, internal links;
+# screenshots in ci-artifacts/screenshots/
+check-book: book chromium
+	$(BIN)/python book/check_html.py _build/html --screenshots ci-artifacts/screenshots
+
+# MathJax 3 for offline math, from npm (npm itself from apt when missing)
+MATHJAX := build/mathjax/node_modules/mathjax/es5/tex-chtml.js
+mathjax: $(MATHJAX)
+$(MATHJAX):
+	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y npm; }
+	npm install --no-audit --no-fund --prefix build/mathjax mathjax@3.2.2
+
+# Debian's chromium and its WebDriver, installed when missing (needs root or sudo)
+chromium:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; fi
 
 # a short real run: the paper's ResNet32-TinyImageNet source -> VGG9 on CIFAR-10, 10 images per class,
 # L2T-ww against scratch (CPU-scale, not the paper's setting; a few minutes on 2 cores)
@@ -28,4 +69,4 @@ bench: setup
 	$(BIN)/python benchmarks/step_time.py
 
 clean:
-	rm -rf runs _build
+	rm -rf runs _build build/book-static book/_generated ci-artifacts

@@ -1,0 +1,56 @@
+"""Prepare the book build: serve MathJax locally (no CDN) and pick up the Figure 5 results if present.
+
+Run by ``make book`` before ``jupyter-book build``:
+  * MathJax 3 comes from npm (``build/mathjax``) and is copied to ``build/book-static/mathjax``, which
+    ``_config.yml`` lists as a static path, so the rendered pages typeset their math with no network;
+  * ``book/_generated/figure5.md`` includes ``results/figure5-quick/{figure5.png,summary.md}`` when they
+    exist, and says that they do not yet otherwise.
+"""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MATHJAX_VERSION = "3.2.2"
+NPM_DIR = ROOT / "build" / "mathjax"
+STATIC = ROOT / "build" / "book-static" / "mathjax"
+FIG5 = ROOT / "results" / "figure5-quick"
+
+
+def mathjax():
+    """Install MathJax with npm (once) and copy its browser bundle into the book's static files."""
+    es5 = NPM_DIR / "node_modules" / "mathjax" / "es5"
+    if not (es5 / "tex-chtml.js").exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            sys.exit("npm is needed once to fetch MathJax for offline math (apt-get install -y npm)")
+        NPM_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(NPM_DIR),
+                        f"mathjax@{MATHJAX_VERSION}"], check=True)
+    if not (STATIC / "tex-chtml.js").exists():
+        if STATIC.exists():
+            shutil.rmtree(STATIC)
+        shutil.copytree(es5, STATIC)
+    print(f"MathJax {MATHJAX_VERSION} served from {STATIC.relative_to(ROOT)}")
+
+
+def figure5_fragment():
+    """Write the Markdown fragment that results.md includes for the CPU-scale Figure 5."""
+    out = ROOT / "book" / "_generated" / "figure5.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parts = []
+    if (FIG5 / "figure5.png").exists():
+        parts.append("```{figure} /results/figure5-quick/figure5.png\n:name: fig-figure5-quick\n:width: 90%\n\n"
+                     "CPU-scale Figure 5: test accuracy against training images per class.\n```\n")
+    if (FIG5 / "summary.md").exists():
+        parts.append("```{include} /results/figure5-quick/summary.md\n```\n")
+    if not parts:
+        parts.append("*No results yet: `results/figure5-quick/` does not hold `figure5.png` or `summary.md`.*\n")
+    out.write_text("\n".join(parts))
+    print(f"wrote {out.relative_to(ROOT)} ({'with results' if len(parts) > 1 or 'No results' not in parts[0] else 'placeholder'})")
+
+
+if __name__ == "__main__":
+    mathjax()
+    figure5_fragment()
