@@ -5,7 +5,8 @@ opened in Debian's headless ``chromium`` through its WebDriver (``chromedriver``
   * a page does not load, or logs an error in the browser console;
   * its math is not typeset: every ``.math`` element must hold a MathJax ``mjx-container``, and no TeX
     error (``mjx-merror``) may appear;
-  * one of its images is not displayed, does not decode, or is blank;
+  * one of its images is not displayed, does not decode, or is blank, or a notebook page shows fewer
+    output figures than its notebook stores;
   * a notebook page lacks a Colab button to its own notebook in the repository of ``_config.yml``, or the
     notebook's Colab install cell installs from another repository;
   * a page requests anything not served by the book itself (the book must work offline);
@@ -19,6 +20,7 @@ import base64
 import functools
 import http.server
 import io
+import json
 import shutil
 import sys
 import threading
@@ -146,6 +148,7 @@ if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
   MathJax.startup.promise.then(report).catch(e => done({failed: String(e)}));
 } else { report(); }
 """
+FIGURES_JS = "return document.querySelectorAll('.cell_output img, figure img').length"
 IMAGES_JS = """
 return [...document.querySelectorAll('article img, main img, .bd-article img')].map(i => ({
   src: i.getAttribute('src'), complete: i.complete, width: i.naturalWidth, height: i.naturalHeight}));
@@ -203,6 +206,13 @@ def check_pages(build, pages, config, shots, base):
             if math.get("errors"):
                 problems.append(f"{rel}: TeX errors {math['errors'][:3]}")
             images = driver.execute_script(IMAGES_JS)
+            figures = driver.execute_script(FIGURES_JS)
+            source_nb = ROOT / f"{page}.ipynb"
+            if source_nb.exists():
+                stored = json.loads(source_nb.read_text())
+                want_figs = sum("image/png" in o.get("data", {}) for c in stored["cells"] for o in c.get("outputs", []))
+                if figures < want_figs:
+                    problems.append(f"{rel}: shows {figures} output figures, the notebook stores {want_figs}")
             for img in images:
                 if not img["complete"] or not img["width"]:
                     problems.append(f"{rel}: image {img['src']} not displayed")
@@ -217,7 +227,6 @@ def check_pages(build, pages, config, shots, base):
                 if want not in colab:
                     problems.append(f"{rel}: no Colab button to {want} (found {colab})")
                 repo = yaml.safe_load(Path(config).read_text())["repository"]["url"].rstrip("/")
-                source_nb = ROOT / f"{page}.ipynb"
                 if source_nb.exists() and f"git+{repo}" not in source_nb.read_text():
                     problems.append(f"{page}.ipynb: its Colab install cell does not install from {repo}")
             resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
@@ -236,7 +245,7 @@ def check_pages(build, pages, config, shots, base):
                 shot.write_bytes(driver.get_screenshot_as_png())
                 driver.set_window_size(1280, 1000)
             lines.append(f"  {rel:45s} math {math.get('containers', 0):3d}/{math.get('math', 0):3d} typeset, "
-                         f"{len(images):2d} images, colab {'yes' if colab else 'no ':3s}, "
+                         f"{figures:2d} figures ({len(images):2d} images), colab {'yes' if colab else 'no ':3s}, "
                          f"{len(resources):3d} local requests, {time.time() - t0:4.1f} s")
     finally:
         driver.quit()
