@@ -28,10 +28,12 @@ $(VENV)/.installed-book: $(VENV)/.installed pyproject.toml
 # warnings as errors, and the rendered pages pass the headless-browser check
 test: unit-test nbval check-book
 
-unit-test: setup
+unit-test: setup-book
 	$(BIN)/python -m pytest tests
 
+# (matplotlib's one-off font-cache message would otherwise land in the first notebook's outputs)
 nbval: setup-book
+	$(BIN)/python -c "import matplotlib.pyplot"
 	$(BIN)/python -m pytest $(NBVAL) notebooks/
 
 # the rendered book (stored notebook outputs, nothing executed), MathJax served locally: _build/html
