@@ -54,16 +54,16 @@ def cmd_train(args):
 def cmd_evaluate(args):
     from .inspect import load_run
     trainer = load_run(args.run, args.device)
-    out = {"final_test_acc": trainer.accuracy(*trainer.data["test"]), "best_val_epoch": trainer.best["epoch"]}
+    out = {"final_test_acc": trainer.accuracy(trainer.data["test"]), "best_val_epoch": trainer.best["epoch"]}
     if trainer.best["state"] is not None:
-        out["best_val_test_acc"] = trainer.accuracy(*trainer.data["test"], state=trainer.best["state"])
+        out["best_val_test_acc"] = trainer.accuracy(trainer.data["test"], state=trainer.best["state"])
     print(json.dumps(out, indent=1))
 
 
 def cmd_inspect(args):
     from .inspect import load_run, transfer_weights
     trainer = load_run(args.run, args.device)
-    weights = transfer_weights(trainer, *trainer.data["val"])
+    weights = transfer_weights(trainer, trainer.data["val"])
     if args.plot:
         from .plots import transfer_graph
         fig = transfer_graph(weights["pairs"], weights["lambda"])
@@ -104,7 +104,7 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--methods", nargs="+")
     p.add_argument("--samples", type=int, nargs="+", help="figure5: samples per class")
-    p.add_argument("--column", help="table1: cifar100 or stl10")
+    p.add_argument("--column", help="table1: cifar100, stl10, cub200, dog, mit67 or stanford40")
     p.add_argument("--out", help="results folder")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-iters", type=int, help="stop every run after this many iterations (recipe check)")

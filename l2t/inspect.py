@@ -8,12 +8,19 @@ from . import data as D
 
 
 @torch.no_grad()
-def transfer_weights(trainer, images, labels, batch_size=500):
-    """Mean lambda^{m,n} per pair and mean what-weights w^{m,n} per pair over the given images."""
+def transfer_weights(trainer, part, labels=None, batch_size=500):
+    """Mean lambda^{m,n} per pair and mean what-weights w^{m,n} per pair over a data part (or images, labels)."""
     if trainer.what is None:
         raise ValueError(f"method {trainer.cfg.method!r} has no meta-networks to inspect; use an l2t-* method")
     lam_sum, what_sum, n = None, None, 0
-    for x, _ in D.TensorLoader(images, labels, batch_size, False, device=trainer.device):
+    if labels is not None:
+        part = (part, labels)
+    if isinstance(part, (tuple, list)):
+        loader = D.TensorLoader(*part, batch_size, False, device=trainer.device)
+    else:
+        loader = torch.utils.data.DataLoader(part, min(batch_size, 256), num_workers=trainer.cfg.workers)
+    for x, _ in loader:
+        x = x.to(trainer.device)
         feats = [f for src in trainer.sources for f in src(x)[1]]
         what = [w.sum(0) for w in trainer.what(feats)]
         lam = (torch.stack([l.sum() for l in trainer.where(feats)]) if trainer.where is not None

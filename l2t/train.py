@@ -62,6 +62,7 @@ class Config:
     ckpt_every: int = 1
     eval_test: bool = False      # also evaluate the test set at every evaluation (cheap on a GPU)
     max_iters: int = None        # stop early after this many iterations (smoke tests)
+    workers: int = 2             # DataLoader workers (224x224 datasets only)
     out: str = "runs/default"
 
 
@@ -78,15 +79,20 @@ def resolve_device(name):
     return torch.device(name)
 
 
+PAPER_SPLITS = ("cifar100", "stl10", "cub200", "dog")  # datasets with the paper's split files
+
+
 def prepare_data(cfg, root=None):
-    """Train / val / test data for a 32x32 config as uint8 tensors: ``{'train': (x, y), 'val': ..., 'test': ...}``."""
+    """Train / val / test data of a config.
+
+    32x32 targets: uint8 tensors ``{'train': (x, y), 'val': ..., 'test': ...}`` (decoded once, augmented on
+    tensors). 224x224 targets: torchvision datasets with the paper's transforms (``train`` augmented,
+    ``train_eval``/``val``/``test`` with Resize(256) + CenterCrop(224)).
+    """
     size = image_size(cfg.target)
-    if size != 32:
-        raise ValueError(f"{cfg.target} takes {size}x{size} images; the in-memory data path is for 32x32 "
-                         f"targets (vgg9, CIFAR ResNets). Use prepare_loaders for the 224 setting.")
     train_set = D.load_dataset(cfg.dataset, train=True, root=root)
     test_set = D.load_dataset(cfg.dataset, train=False, root=root)
-    use_split = cfg.split == "paper" or (cfg.split == "auto" and cfg.dataset in ("cifar100", "stl10"))
+    use_split = cfg.split == "paper" or (cfg.split == "auto" and cfg.dataset in PAPER_SPLITS)
     if use_split:
         train_idx, val_idx = D.paper_split(cfg.dataset, "train", root), D.paper_split(cfg.dataset, "val", root)
         test_idx = D.paper_split(cfg.dataset, "test", root)
@@ -98,8 +104,32 @@ def prepare_data(cfg, root=None):
     if cfg.samples_per_class:
         targets = [train_set.targets[i] for i in train_idx]
         train_idx = [train_idx[i] for i in D.per_class_subset(targets, cfg.samples_per_class, cfg.seed)]
-    return {"train": D.decode(train_set, train_idx), "val": D.decode(train_set, val_idx),
-            "test": D.decode_cached(test_set, test_idx, f"{cfg.dataset}-test-{len(test_idx)}")}
+    if size == 32:
+        return {"train": D.decode(train_set, train_idx), "val": D.decode(train_set, val_idx),
+                "test": D.decode_cached(test_set, test_idx, f"{cfg.dataset}-test-{len(test_idx)}")}
+    augmented = D.load_dataset(cfg.dataset, train=True, root=root)
+    augmented.transform, train_set.transform = D.train_transform(size), D.eval_transform(size)
+    test_set.transform = D.eval_transform(size)
+    subset = torch.utils.data.Subset
+    return {"train": subset(augmented, list(train_idx)), "train_eval": subset(train_set, list(train_idx)),
+            "val": subset(train_set, list(val_idx)), "test": subset(test_set, list(test_idx))}
+
+
+def labels_of(part):
+    """The labels of a data part: a ``(images, labels)`` pair or a (Subset of a) torchvision dataset."""
+    if isinstance(part, (tuple, list)):
+        return part[1].cpu()
+    if isinstance(part, torch.utils.data.Subset):
+        targets = part.dataset.targets
+        return torch.tensor([targets[i] for i in part.indices])
+    return torch.tensor(part.targets)
+
+
+def build_source(arch, path):
+    """A frozen source: ``path`` a checkpoint in the paper's format, ``None`` the paper's own, or ``imagenet``."""
+    if path == "imagenet":   # torchvision's ImageNet weights (downloaded when online)
+        return build_model(arch, 1000, pretrained=True).eval().requires_grad_(False)
+    return load_source(path, arch)
 
 
 def _source_specs(specs):
@@ -118,7 +148,7 @@ class Trainer:
         self.m = method(cfg.method)
         self.device = resolve_device(cfg.device)
         self.data = data if data is not None else prepare_data(cfg)
-        num_classes = int(self.data["train"][1].max()) + 1 if data is not None else D.num_classes(cfg.dataset)
+        num_classes = int(labels_of(self.data["train"]).max()) + 1 if data is not None else D.num_classes(cfg.dataset)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.target, num_classes).to(self.device)
         needs_source = self.m["fm"] or self.m["at"] or self.m["lwf"]
@@ -126,7 +156,7 @@ class Trainer:
         if needs_source:
             specs = _source_specs(cfg.sources)
             self.source_archs = [a for a, _ in specs]
-            self.sources = sources or [load_source(p, a) for a, p in specs]
+            self.sources = sources or [build_source(a, p) for a, p in specs]
             self.sources = [s.to(self.device).eval().requires_grad_(False) for s in self.sources]
         self.pairs = self._pairs() if self.m["pairs"] or cfg.pairs else []
         src_ch = [c for s in self.sources for c in s.feature_channels]
@@ -149,7 +179,12 @@ class Trainer:
                 meta += list(self.where.parameters())
             self.meta_optimizer = torch.optim.Adam(meta, lr=cfg.meta_lr, weight_decay=cfg.meta_weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.train_loader = D.TensorLoader(*self.data["train"], cfg.batch_size, True, self.generator, self.device)
+        if isinstance(self.data["train"], (tuple, list)):
+            self.train_loader = D.TensorLoader(*self.data["train"], cfg.batch_size, True, self.generator, self.device)
+        else:
+            self.train_loader = torch.utils.data.DataLoader(
+                self.data["train"], cfg.batch_size, shuffle=True, generator=self.generator,
+                num_workers=cfg.workers, pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0)
         self.epoch, self.iteration = 0, 0
         self.best = {"epoch": -1, "val_acc": -1.0, "state": None}
 
@@ -227,9 +262,9 @@ class Trainer:
             self.epoch += 1
             last = self.epoch == cfg.epochs or self.iteration >= total
             if self.epoch % cfg.eval_every == 0 or last:
-                row["val_acc"] = self.accuracy(*self.data["val"])
+                row["val_acc"] = self.accuracy(self.data["val"])
                 if cfg.eval_test:
-                    row["test_acc"] = self.accuracy(*self.data["test"])
+                    row["test_acc"] = self.accuracy(self.data["test"])
                 if row["val_acc"] > self.best["val_acc"]:
                     self.best = {"epoch": row["epoch"], "val_acc": row["val_acc"],
                                  "state": copy.deepcopy(self.model.state_dict())}
@@ -248,6 +283,7 @@ class Trainer:
         self.model.train()
         losses, correct, seen, lams = [], 0, 0, []
         for x, y in self.train_loader:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             loss, right, lam = self.step(x, y)
             losses.append(loss)
             correct, seen = correct + right, seen + len(y)
@@ -276,43 +312,56 @@ class Trainer:
 
     # ---- evaluation ----
     @torch.no_grad()
-    def predict(self, images, labels, state=None, batch_size=500):
-        """(predictions, mean cross-entropy) of the target, in eval mode, on uint8 images (no augmentation)."""
+    def predict(self, part, labels=None, state=None, batch_size=500):
+        """(predictions, mean cross-entropy) of the target in eval mode, without augmentation.
+
+        ``part`` is a data part (``(images, labels)`` or a dataset) or uint8 images with ``labels``.
+        ``state`` evaluates other weights (e.g. the best-validation ones) instead of the current ones.
+        """
+        if labels is not None:
+            part = (part, labels)
         model = self.model
         if state is not None:
             model = copy.deepcopy(self.model)
             model.load_state_dict(state)
         was_training = model.training
         model.eval()
+        if isinstance(part, (tuple, list)):
+            loader = D.TensorLoader(*part, batch_size, False, device=self.device)
+        else:
+            loader = torch.utils.data.DataLoader(part, min(batch_size, 256), num_workers=self.cfg.workers)
         preds, loss = [], 0.0
-        for x, y in D.TensorLoader(images, labels, batch_size, False, device=self.device):
+        for x, y in loader:
+            x, y = x.to(self.device), y.to(self.device)
             logits, _ = model(x)
             preds.append(logits.argmax(1).cpu())
             loss += float(F.cross_entropy(logits, y, reduction="sum"))
         model.train(was_training)
-        return torch.cat(preds), loss / len(labels)
+        preds = torch.cat(preds)
+        return preds, loss / len(preds)
 
-    def accuracy(self, images, labels, state=None):
-        """Top-1 accuracy in percent."""
-        preds, _ = self.predict(images, labels, state)
-        return percent(preds, labels)
+    def accuracy(self, part, labels=None, state=None):
+        """Top-1 accuracy in percent on a data part (or on ``images, labels``)."""
+        preds, _ = self.predict(part, labels, state)
+        return percent(preds, labels_of(part if labels is None else (part, labels)))
 
     def result(self, wall_time):
         """The final result: best-val epoch and its test accuracy, train fit, collapse check, provenance."""
-        test_x, test_y = self.data["test"]
-        preds, _ = self.predict(test_x, test_y, self.best["state"])
+        test_y = labels_of(self.data["test"])
+        preds, _ = self.predict(self.data["test"], state=self.best["state"])
         counts = torch.bincount(preds, minlength=int(test_y.max()) + 1)
-        train_preds, train_loss = self.predict(*self.data["train"])
+        train_part = self.data.get("train_eval", self.data["train"])
+        train_preds, train_loss = self.predict(train_part)
         top_share = float(counts.max()) / len(preds)
         return {
             "config": asdict(self.cfg), "pairs": [list(p) for p in self.pairs],
             "best_val_epoch": self.best["epoch"], "best_val_acc": self.best["val_acc"],
             "test_acc": percent(preds, test_y),
             "final_train_loss": train_loss,
-            "final_train_acc": percent(train_preds, self.data["train"][1]),
+            "final_train_acc": percent(train_preds, labels_of(train_part)),
             "test_distinct_classes": int((counts > 0).sum()), "test_top_class_share": top_share,
             "collapsed": top_share >= 0.5,
-            "iterations": self.iteration, "epochs_run": self.epoch, "n_train": len(self.data["train"][1]),
+            "iterations": self.iteration, "epochs_run": self.epoch, "n_train": len(train_preds),
             "wall_time_s": wall_time, "device": device_name(self.device), "versions": versions(),
             "git_commit": git_commit(),
         }

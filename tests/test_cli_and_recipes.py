@@ -92,3 +92,28 @@ def test_table1_paper_recipe_is_every_method_three_seeds_paper_settings(column, 
         assert (c.dataset, c.split, c.epochs, c.batch_size, c.lr, c.momentum, c.weight_decay, c.beta, c.T) == \
             (column, "paper", 200, 128, 0.1, 0.9, 1e-4, 0.5, 2)
     assert "l2t-ww" in capsys.readouterr().out
+
+
+def test_224_setting_trains_from_imagefolder_with_paper_transforms(tmp_path, monkeypatch):
+    """ResNet34 -> ResNet18 at 224x224 on a tiny CUB-200 stand-in (ImageFolder, the paper's split files)."""
+    import l2t.train as T
+    g = torch.Generator().manual_seed(0)
+    for part, per_class in (("train", 3), ("test", 1)):
+        for c in range(4):
+            folder = tmp_path / "cub200" / part / f"c{c}"
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(torch.randint(0, 256, (40, 48, 3), generator=g, dtype=torch.uint8).numpy()).save(
+                    folder / f"{i}.png")
+    (tmp_path / "splits").mkdir()
+    for split, idx in (("train", [0, 1, 3, 4, 6, 7, 9, 10]), ("val", [2, 5, 8, 11]), ("test", list(range(4)))):
+        (tmp_path / "splits" / f"cub200-{split}.json").write_text(json.dumps({"indices": idx}))
+    monkeypatch.setenv("L2T_DATA", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    # the ImageNet source needs a download; a random ResNet34 stands in for it
+    monkeypatch.setattr(T, "build_source", lambda arch, path: build_model(arch, 1000).eval().requires_grad_(False))
+    plan = R.table1("paper", "cub200", seeds=[0], methods=["l2t-ww"], out=tmp_path / "res", device="cpu",
+                    max_iters=1)
+    r = json.loads(next((tmp_path / "res").glob("*.json")).read_text())
+    assert plan[0].target == "resnet18" and plan[0].batch_size == 64 and len(r["pairs"]) == 16
+    assert r["iterations"] == 1 and r["n_train"] == 8 and 0 <= r["test_acc"] <= 100

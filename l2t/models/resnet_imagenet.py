@@ -21,6 +21,11 @@ class TorchvisionResNet(nn.Module):
         self.net = net
         self.feature_channels = [64, 64, 128, 256, 512]
 
+    @property
+    def fc(self):
+        """The classifier (torchvision's ``fc``)."""
+        return self.net.fc
+
     def embed(self, x):
         """Penultimate features and the 5 candidate feature maps (stem, layer1..layer4)."""
         n = self.net
