@@ -79,6 +79,13 @@ def cmd_reproduce(args):
               max_iters=args.max_iters)
 
 
+def cmd_train_source(args):
+    from .reproduce import train_source
+    result = train_source(args.arch, args.dataset, args.out, seed=args.seed, device=args.device, epochs=args.epochs,
+                          max_iters=args.max_iters, val_per_class=args.val_per_class)
+    print(json.dumps({"checkpoint": args.out, "best_val_acc": result["best_val_acc"], "test_acc": result["test_acc"]}))
+
+
 def main(argv=None):
     """Entry point of the ``l2t`` command."""
     parser = argparse.ArgumentParser(prog="l2t", description="Learning What and Where to Transfer (ICML 2019)")
@@ -110,6 +117,16 @@ def main(argv=None):
     p.add_argument("--max-iters", type=int, help="stop every run after this many iterations (recipe check)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their configs, run nothing")
     p.set_defaults(func=cmd_reproduce)
+    p = sub.add_parser("train-source", help="train a source network (CIFAR ResNet) in the paper's checkpoint format")
+    p.add_argument("--arch", default="resnet32", choices=["resnet20", "resnet32", "resnet44", "resnet56"])
+    p.add_argument("--dataset", default="tinyimagenet", help="tinyimagenet or cifar10 (as in Table 2)")
+    p.add_argument("--out", required=True, help="checkpoint file to write (.pth.tar)")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-iters", type=int)
+    p.add_argument("--val-per-class", type=int, default=50, help="training images per class held out for validation")
+    p.set_defaults(func=cmd_train_source)
     args = parser.parse_args(argv)
     try:
         args.func(args)

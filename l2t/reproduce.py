@@ -203,11 +203,11 @@ def ensure_source(spec, scale, device):
     train_source(arch, dataset, path, seed=seed, device=device, epochs=200 if scale == "paper" else 2)
 
 
-def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_iters=None):
+def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_iters=None, val_per_class=50):
     """Train a source network (scratch on the full dataset) and save it as the paper's checkpoints are saved."""
     import torch
     cfg = Config(method="scratch", dataset=dataset, target=arch, seed=seed, device=device, epochs=epochs,
-                 out=str(Path("runs") / "sources" / Path(path).stem), max_iters=max_iters)
+                 out=str(Path("runs") / "sources" / Path(path).stem), max_iters=max_iters, val_per_class=val_per_class)
     trainer = Trainer(cfg)
     result = trainer.fit(resume=True)
     state = trainer.best["state"] or trainer.model.state_dict()

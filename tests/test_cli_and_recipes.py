@@ -117,3 +117,23 @@ def test_224_setting_trains_from_imagefolder_with_paper_transforms(tmp_path, mon
     r = json.loads(next((tmp_path / "res").glob("*.json")).read_text())
     assert plan[0].target == "resnet18" and plan[0].batch_size == 64 and len(r["pairs"]) == 16
     assert r["iterations"] == 1 and r["n_train"] == 8 and 0 <= r["test_acc"] <= 100
+
+
+def test_train_source_writes_a_checkpoint_load_source_accepts(tmp_path, monkeypatch):
+    from l2t.models import load_source
+    g = torch.Generator().manual_seed(0)
+    for part in ("train", "test"):
+        for c in range(10):
+            folder = tmp_path / "cifar10" / part / f"c{c}"
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(torch.randint(0, 256, (32, 32, 3), generator=g, dtype=torch.uint8).numpy()).save(
+                    folder / f"{i}.png")
+    monkeypatch.setenv("L2T_DATA", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "sources" / "cifar10-resnet20.pth.tar"
+    assert main(["train-source", "--arch", "resnet20", "--dataset", "cifar10", "--out", str(path), "--epochs", "2",
+                 "--device", "cpu", "--max-iters", "1", "--val-per-class", "1"]) == 0
+    ckpt = torch.load(path, weights_only=True)
+    assert set(ckpt) == {"epoch", "best", "test_prec", "state_dict", "num_classes"} and ckpt["num_classes"] == 10
+    assert load_source(path, "resnet20").fc.out_features == 10
