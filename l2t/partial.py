@@ -1,0 +1,66 @@
+"""Reading a Figure 5 results folder while ``l2t reproduce figure5`` is still filling it (paper, Figure 5)."""
+import json
+import shutil
+from pathlib import Path
+
+from .reproduce import FIG5_METHODS, figure5_seeds
+
+FIG5_SAMPLES = (10, 25, 50, 100)
+
+
+def figure5_status(folder):
+    """Figure 5 runs that count (their method's lr is chosen and theirs is it), lr-grid runs still pending, and what is missing.
+
+    Returns ``{'lr_choice', 'counted', 'pending_grid', 'missing', 'planned'}``: ``counted`` are result dicts,
+    ``pending_grid`` maps a method whose lr is not chosen yet to its lr-grid results so far, ``missing``
+    lists the planned ``(method, N, seed)`` without a counted result. A missing folder gives empty lists.
+    """
+    folder = Path(folder)
+    choice_file = folder / "lr_choice.json"
+    try:
+        choice = json.loads(choice_file.read_text()) if choice_file.exists() else {}
+    except json.JSONDecodeError:   # being rewritten right now
+        choice = {}
+    counted, pending = [], {}
+    for r in _results(folder).values():
+        c = r["config"]
+        if c.get("max_iters"):     # a recipe check (--max-iters), not a real run
+            continue
+        if c["method"] in choice:
+            if c["lr"] == choice[c["method"]]["chosen_lr"]:
+                counted.append(r)
+        else:
+            pending.setdefault(c["method"], []).append(r)
+    planned = [(m, n, s) for m in FIG5_METHODS for n in FIG5_SAMPLES for s in figure5_seeds(n)]
+    have = {(r["config"]["method"], r["config"]["samples_per_class"], r["config"]["seed"]) for r in counted}
+    return {"lr_choice": choice, "counted": counted, "pending_grid": pending,
+            "missing": [p for p in planned if p not in have], "planned": planned}
+
+
+def copy_counted(folder, destination):
+    """Copy the counted result files and ``lr_choice.json`` of ``folder`` to ``destination`` (for ``summarize_figure5``)."""
+    folder, destination = Path(folder), Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    status = figure5_status(folder)
+    keep = [(r["config"]["method"], r["config"]["samples_per_class"], r["config"]["seed"], r["config"]["lr"])
+            for r in status["counted"]]
+    for name, r in _results(folder).items():
+        c = r["config"]
+        if (c["method"], c["samples_per_class"], c["seed"], c["lr"]) in keep:
+            shutil.copy(folder / name, destination / name)
+    if (folder / "lr_choice.json").exists():
+        shutil.copy(folder / "lr_choice.json", destination / "lr_choice.json")
+    return destination
+
+
+def _results(folder):
+    """File name -> result dict for every run JSON in ``folder`` (not the summaries); unreadable files are skipped."""
+    out = {}
+    for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
+        if path.name in ("lr_choice.json", "summary.json"):
+            continue
+        try:
+            out[path.name] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue   # a file being written right now
+    return out

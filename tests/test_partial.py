@@ -1,0 +1,37 @@
+"""l2t.partial: a Figure 5 results folder read while it is still being filled."""
+import json
+
+from l2t.partial import copy_counted, figure5_status
+from l2t.reproduce import summarize_figure5
+
+
+def write(folder, method, n, seed, lr, acc, max_iters=None):
+    r = {"config": {"method": method, "samples_per_class": n, "seed": seed, "lr": lr, "max_iters": max_iters},
+         "test_acc": acc, "best_val_acc": acc, "collapsed": False}
+    (folder / f"{method}-n{n}-s{seed}-lr{lr:g}.json").write_text(json.dumps(r))
+
+
+def test_status_separates_counted_pending_and_missing(tmp_path):
+    for lr, acc in ((0.1, 17.0), (0.03, 30.0), (0.01, 29.0)):
+        write(tmp_path, "scratch", 10, 0, lr, acc)
+    write(tmp_path, "scratch", 10, 1, 0.03, 28.0)
+    write(tmp_path, "lwf", 10, 0, 0.1, 20.0)                  # lwf's lr grid is not finished
+    write(tmp_path, "at", 10, 0, 0.1, 20.0, max_iters=3)       # a recipe check: ignored
+    (tmp_path / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.03}}))
+    status = figure5_status(tmp_path)
+    assert sorted((r["config"]["seed"], r["config"]["lr"]) for r in status["counted"]) == [(0, 0.03), (1, 0.03)]
+    assert list(status["pending_grid"]) == ["lwf"]
+    assert ("scratch", 10, 2) in status["missing"] and ("scratch", 10, 0) not in status["missing"]
+    assert len(status["planned"]) == 5 * (3 + 3 + 2 + 2)
+
+    out = copy_counted(tmp_path, tmp_path / "copy")
+    names = sorted(p.name for p in out.glob("*.json"))
+    assert names == ["lr_choice.json", "scratch-n10-s0-lr0.03.json", "scratch-n10-s1-lr0.03.json"]
+    summary = summarize_figure5(out)                           # writes its summary files into the copy only
+    assert summary["scratch"][10]["test_acc"] == [30.0, 28.0]
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_status_of_a_missing_folder(tmp_path):
+    status = figure5_status(tmp_path / "nothing")
+    assert status["counted"] == [] and status["pending_grid"] == {} and len(status["missing"]) == 50
