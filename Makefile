@@ -71,4 +71,4 @@ bench: setup
 	$(BIN)/python benchmarks/step_time.py
 
 clean:
-	rm -rf runs _build build/book-static book/_generated ci-artifacts
+	rm -rf _build build/book-static book/_generated ci-artifacts   # never runs/: live trainings keep checkpoints there

@@ -39,14 +39,15 @@ def make_standin_root(root, real_source):
     """ImageFolder stand-ins for cifar100 / stl10 / tinyimagenet / cifar10 with split files, and sources."""
     g = torch.Generator().manual_seed(0)
     for name, classes in (("cifar100", 100), ("stl10", 10), ("tinyimagenet", 200), ("cifar10", 10)):
-        for part, per_class in (("train", 2), ("test", 1)):
+        # figure 5 holds out 100 training images per class for validation
+        for part, per_class in (("train", 102 if name == "cifar10" else 2), ("test", 1)):
             for c in range(classes):
                 folder = root / name / part / f"c{c:03d}"
                 folder.mkdir(parents=True)
                 for i in range(per_class):
                     pixels = torch.randint(0, 256, (32, 32, 3), generator=g, dtype=torch.uint8).numpy()
                     Image.fromarray(pixels).save(folder / f"{i}.png")
-        n_train, n_test = 2 * classes, classes
+        n_train, n_test = (102 if name == "cifar10" else 2) * classes, classes
         (root / "splits").mkdir(exist_ok=True)
         for split, idx in (("train", range(0, n_train, 2)), ("val", range(1, n_train, 2)), ("test", range(n_test))):
             (root / "splits" / f"{name}-{split}.json").write_text(json.dumps({"indices": list(idx)}))
