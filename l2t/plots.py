@@ -36,6 +36,9 @@ def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (C
             for acc, bad in zip(by_n[n]["test_acc"], by_n[n]["collapsed"]):
                 ax.scatter(int(n), acc, marker="x" if bad else ".", color=line[0].get_color(), alpha=0.6, zorder=3)
     ax.set_xscale("log")
+    all_n = sorted({int(n) for by_n in summary.values() for n in by_n})
+    ax.set_xticks(all_n, [str(n) for n in all_n])
+    ax.minorticks_off()
     ax.set_xlabel("training images per class (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)

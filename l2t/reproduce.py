@@ -97,6 +97,7 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
                 plan.append(("run", cfg))
                 if not dry_run:
                     run_once(cfg, results, runs, device)
+                    summarize_figure5(results, verbose=False)   # the partial figure is always current
     if dry_run:
         for kind, cfg in plan:
             print(f"{kind:8s} {run_id(cfg)}" + ("  (lr: the grid's choice)" if kind == "run" and scale == "quick" else ""))
@@ -120,16 +121,19 @@ def load_results(results):
             if p.name not in ("lr_choice.json", "summary.json")]
 
 
-def summarize_figure5(results):
+def summarize_figure5(results, verbose=True):
     """Per method and N: per-seed test accuracies (collapsed runs marked), mean ± std; writes summary files."""
     results = Path(results)
     choice = json.loads((results / "lr_choice.json").read_text()) if (results / "lr_choice.json").exists() else {}
     table = {}
     for r in load_results(results):
         c = r["config"]
-        if choice and c["method"] in choice and c["lr"] != choice[c["method"]]["chosen_lr"]:
+        name = c["method"]
+        if name in choice and c["lr"] != choice[name]["chosen_lr"]:
             continue  # an lr-grid run that lost
-        table.setdefault(c["method"], {}).setdefault(c["samples_per_class"], []).append(r)
+        if name not in choice and "figure5-quick" in str(results):
+            name = f"{name} [lr {c['lr']:g}, grid not finished]"
+        table.setdefault(name, {}).setdefault(c["samples_per_class"], []).append(r)
     summary, lines = {}, ["| method | N | seeds: test acc (* = collapsed) | mean ± std |", "|---|---|---|---|"]
     for m in [m for m in FIG5_METHODS if m in table] + sorted(set(table) - set(FIG5_METHODS)):
         for n in sorted(table[m]):
@@ -142,13 +146,15 @@ def summarize_figure5(results):
                                             "lr": rs[0]["config"]["lr"]}
             per_seed = ", ".join(f"s{r['config']['seed']}: {a:.2f}{'*' if r['collapsed'] else ''}"
                                  for r, a in zip(rs, accs))
-            lines.append(f"| {m} (lr {rs[0]['config']['lr']:g}) | {n} | {per_seed} | {mean:.2f} ± {std:.2f} |")
+            label = m if "[" in m else f"{m} (lr {rs[0]['config']['lr']:g})"
+            lines.append(f"| {label} | {n} | {per_seed} | {mean:.2f} ± {std:.2f} |")
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
     (results / "summary.md").write_text("\n".join(lines) + "\n")
     if summary:
         from .plots import figure5_plot
         figure5_plot(summary).savefig(results / "figure5.png", dpi=150, bbox_inches="tight")
-    print("\n".join(lines))
+    if verbose:
+        print("\n".join(lines))
     return summary
 
 

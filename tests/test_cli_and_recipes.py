@@ -138,3 +138,28 @@ def test_train_source_writes_a_checkpoint_load_source_accepts(tmp_path, monkeypa
     ckpt = torch.load(path, weights_only=True)
     assert set(ckpt) == {"epoch", "best", "test_prec", "state_dict", "num_classes"} and ckpt["num_classes"] == 10
     assert load_source(path, "resnet20").fc.out_features == 10
+
+
+def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_path):
+    folder = tmp_path / "figure5-quick"
+    folder.mkdir()
+
+    def result(method, n, seed, lr, acc, collapsed=False):
+        r = {"config": {"method": method, "samples_per_class": n, "seed": seed, "lr": lr}, "test_acc": acc,
+             "collapsed": collapsed}
+        (folder / f"{method}-n{n}-s{seed}-lr{lr:g}.json").write_text(json.dumps(r))
+
+    result("scratch", 10, 0, 0.1, 12.0, collapsed=True)     # lost the lr grid
+    result("scratch", 10, 0, 0.01, 30.0)
+    result("scratch", 10, 1, 0.01, 32.0)
+    result("scratch", 10, 2, 0.01, 13.0, collapsed=True)    # collapsed at the chosen lr: kept, flagged
+    result("l2t-ww", 10, 0, 0.1, 35.0)                      # its lr grid has not finished
+    (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}}))
+    summary = R.summarize_figure5(folder, verbose=False)
+    s = summary["scratch"][10]
+    assert s["test_acc"] == [30.0, 32.0, 13.0] and s["collapsed"] == [False, False, True]
+    assert abs(s["mean"] - 25.0) < 1e-9 and s["std"] > 0
+    assert "l2t-ww [lr 0.1, grid not finished]" in summary
+    text = (folder / "summary.md").read_text()
+    assert "s2: 13.00*" in text and "12.00" not in text
+    assert (folder / "figure5.png").stat().st_size > 1000
