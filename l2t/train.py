@@ -147,6 +147,8 @@ class Trainer:
         self.cfg = cfg
         self.m = method(cfg.method)
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True   # fixed input sizes: let cuDNN pick its fastest kernels
         self.data = data if data is not None else prepare_data(cfg)
         num_classes = int(labels_of(self.data["train"]).max()) + 1 if data is not None else D.num_classes(cfg.dataset)
         torch.manual_seed(cfg.seed)
