@@ -18,7 +18,7 @@ import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .train import Config, Trainer
+from .train import Config, Trainer, _atomic_write_text
 
 FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
 LR_GRID = [0.1, 0.03, 0.01]
@@ -53,7 +53,7 @@ def run_once(cfg, results, runs, device):
     cfg = replace(cfg, out=str(Path(runs) / run_id(cfg)), device=device)
     result = Trainer(cfg).fit(resume=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
+    _atomic_write_text(path, json.dumps(result, indent=1))
     shutil.rmtree(cfg.out, ignore_errors=True)  # the checkpoint is no longer needed
     return result
 
@@ -112,7 +112,7 @@ def record_lr_choice(results, method, scores, choice, n):
     table[method] = {"chosen_lr": choice, "best_val_acc_by_lr": {f"{k:g}": v for k, v in scores.items()},
                      "chosen_at": f"N={n} per class, seed 0, by best validation accuracy"}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(table, indent=1))
+    _atomic_write_text(path, json.dumps(table, indent=1))
 
 
 def load_results(results):
@@ -151,8 +151,11 @@ def summarize_figure5(results, verbose=True):
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
     (results / "summary.md").write_text("\n".join(lines) + "\n")
     if summary:
+        import matplotlib.pyplot as plt
         from .plots import figure5_plot
-        figure5_plot(summary).savefig(results / "figure5.png", dpi=150, bbox_inches="tight")
+        fig = figure5_plot(summary)
+        fig.savefig(results / "figure5.png", dpi=150, bbox_inches="tight")
+        plt.close(fig)
     if verbose:
         print("\n".join(lines))
     return summary
