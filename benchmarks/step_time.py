@@ -16,10 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-CONFIGS = [("scratch", 2), ("fm-one-to-one", 2), ("l2t-ww", 1), ("l2t-ww", 2), ("l2t-ww", 3)]
+# (method, T, meta_order, meta_every): the exact method, then the documented cheaper options
+CONFIGS = [("scratch", 2, "exact", 1), ("fm-one-to-one", 2, "exact", 1), ("l2t-ww", 1, "exact", 1),
+           ("l2t-ww", 2, "exact", 1), ("l2t-ww", 3, "exact", 1), ("l2t-ww", 2, "first", 1),
+           ("l2t-ww", 2, "exact", 4)]
 
 
-def one(method, T, device, iters, warmup, batch):
+def one(method, T, order, every, device, iters, warmup, batch):
     import torch
     from l2t.models import build_model, load_source
     from l2t.train import Config, Trainer
@@ -31,7 +34,9 @@ def one(method, T, device, iters, warmup, batch):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (batch, 3, 32, 32), generator=g, dtype=torch.uint8)
     data = {k: (images, torch.arange(batch) % 10) for k in ("train", "val", "test")}
-    cfg = Config(method=method, T=T, batch_size=batch, device=device, out="/tmp/l2t-bench")
+    cfg = Config(method=method, T=T, meta_order=order, meta_every=every, batch_size=batch, device=device,
+                 out="/tmp/l2t-bench")
+    iters = iters * every   # with meta_every = k, time whole cycles of k iterations
     trainer = Trainer(cfg, data=data, sources=[source])
     x, y = next(iter(trainer.train_loader))
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
@@ -43,7 +48,9 @@ def one(method, T, device, iters, warmup, batch):
         sync()
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    out = {"method": method, "T": T, "median_s": statistics.median(times), "times_s": times,
+    # per-iteration cost: the median, or the mean over whole cycles when phi is updated every k-th iteration
+    per_iter = statistics.median(times) if every == 1 else statistics.mean(times)
+    out = {"method": method, "T": T, "meta_order": order, "meta_every": every, "median_s": per_iter, "times_s": times,
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if trainer.device.type == "cuda":
         out["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
@@ -57,23 +64,26 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--out")
-    p.add_argument("--one", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
+    p.add_argument("--one", nargs=4, metavar=("METHOD", "T", "ORDER", "EVERY"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        print(json.dumps(one(args.one[0], int(args.one[1]), args.device, args.iters, args.warmup, args.batch)))
+        method, T, order, every = args.one
+        print(json.dumps(one(method, int(T), order, int(every), args.device, args.iters, args.warmup, args.batch)))
         return
     import torch
     rows = []
-    for method, T in CONFIGS:
-        cmd = [sys.executable, __file__, "--one", method, str(T), "--device", args.device,
+    for method, T, order, every in CONFIGS:
+        cmd = [sys.executable, __file__, "--one", method, str(T), order, str(every), "--device", args.device,
                "--iters", str(args.iters), "--warmup", str(args.warmup), "--batch", str(args.batch)]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
-        print(f"  measured {method} T={T}: {rows[-1]['median_s']:.3f} s", file=sys.stderr)
+        print(f"  measured {method} T={T} {order} every={every}: {rows[-1]['median_s']:.3f} s", file=sys.stderr)
     base = rows[0]["median_s"]
-    print(f"{'method':<16}{'T':>3}{'s/iter':>10}{'x scratch':>11}{'peak RSS MiB':>14}")
+    print(f"{'method':<16}{'T':>3}{'meta-gradient':>22}{'s/iter':>10}{'x scratch':>11}{'peak RSS MiB':>14}")
     for r in rows:
         r["ratio_to_scratch"] = r["median_s"] / base
-        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{r['median_s']:>10.3f}"
+        variant = "-" if r["method"] != "l2t-ww" else (
+            r["meta_order"] + ("" if r["meta_every"] == 1 else f", every {r['meta_every']}"))
+        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant:>22}{r['median_s']:>10.3f}"
               f"{r['ratio_to_scratch']:>11.2f}{r['peak_rss_mib']:>14.0f}"
               + (f"  cuda {r['cuda_max_allocated_mib']:.0f} MiB" if "cuda_max_allocated_mib" in r else ""))
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \

@@ -81,11 +81,16 @@ def optimizer_state(optimizer, named):
     return group["lr"], group["momentum"], group["weight_decay"], bufs
 
 
-def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, optimizer, beta, T=2):
+def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, optimizer, beta, T=2,
+                  order="exact"):
     """grad_phi L_org(theta_{T+1}) (Alg. 1 lines 5-8) and the lookahead's final CE, as ``(loss, theta_{T+1})``.
 
     ``what_w``/``where_l`` are the meta-networks' outputs on this batch (lists per pair, still attached to
     phi; ``where_l=None`` for fixed lambda = 1). The caller runs ``loss.backward()`` to put grad_phi on phi.
+
+    ``order="first"`` is a cheaper approximation, never the default: every gradient in the lookahead is
+    taken at a detached copy of theta_t, so the Hessian terms d(grad)/d(theta) are dropped while the
+    direct dependence of each matching gradient on phi (through w and lambda) is kept.
     """
     named_model = dict(model.named_parameters())
     named_reg = {"r." + k: v for k, v in regressors.named_parameters()}
@@ -101,19 +106,26 @@ def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, opt
         state.update({k: b.clone() for k, b in buffers.items()})
         return functional_call(model, state, (x,))
 
+    if order not in ("exact", "first"):
+        raise ValueError(f"meta-gradient order must be 'exact' or 'first', got {order!r}")
+    first = order == "first"
+    at = (lambda th: {k: v.detach().requires_grad_() for k, v in th.items()}) if first else (lambda th: th)
+
     with lookahead_batch_norm(model):
         for _ in range(T):                                                   # line 5: T steps on L_wfm
-            _, target_features = forward(theta)
-            reg = {k[reg_prefix:]: v for k, v in theta.items() if k.startswith("r.")}
+            point = at(theta)
+            _, target_features = forward(point)
+            reg = {k[reg_prefix:]: v for k, v in point.items() if k.startswith("r.")}
             errors = functional_call(regressors, reg, (source_features, target_features))
             loss = wfm_loss(errors, what_w, where_l, beta)
             keys = list(theta)
-            grads = torch.autograd.grad(loss, [theta[k] for k in keys], create_graph=True, allow_unused=True)
+            grads = torch.autograd.grad(loss, [point[k] for k in keys], create_graph=True, allow_unused=True)
             theta, bufs = sgd_step(theta, dict(zip(keys, grads)), bufs, lr, momentum, wd)
 
-        logits, _ = forward(theta)                                           # line 6: one step on L_org
+        point = at(theta)
+        logits, _ = forward(point)                                           # line 6: one step on L_org
         loss = F.cross_entropy(logits, y)
-        grads = torch.autograd.grad(loss, [theta[k] for k in model_keys], create_graph=True)
+        grads = torch.autograd.grad(loss, [point[k] for k in model_keys], create_graph=not first)
         theta, _ = sgd_step(theta, dict(zip(model_keys, grads)), bufs, lr, momentum, wd)
 
         logits, _ = forward(theta)                                           # line 8: L_org(theta_{T+1})

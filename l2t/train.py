@@ -54,6 +54,7 @@ class Config:
     meta_lr: float = 1e-4
     meta_weight_decay: float = 1e-4
     meta_every: int = 1          # update phi every k-th iteration (1 = Algorithm 1 exactly)
+    meta_order: str = "exact"    # "first": cheaper meta-gradient without Hessian terms (an approximation)
     at_beta: float = 1e3
     lwf_weight: float = 1.0
     seed: int = 0
@@ -231,7 +232,7 @@ class Trainer:
         self.optimizer.step()
         if self.meta_optimizer is not None and self.iteration % cfg.meta_every == 0:
             outer, _ = meta_gradient(self.model, self.regressors, s_feats, x, y, what_w, where_l,
-                                     self.optimizer, cfg.beta, cfg.T)
+                                     self.optimizer, cfg.beta, cfg.T, cfg.meta_order)
             phi = [p for g in self.meta_optimizer.param_groups for p in g["params"]]
             grads = torch.autograd.grad(outer, phi, allow_unused=True)
             for p, g in zip(phi, grads):

@@ -146,3 +146,24 @@ def test_lookahead_leaves_model_and_optimizer_untouched():
     for p in opt.param_groups[0]["params"]:
         assert torch.equal(opt.state[p]["momentum_buffer"], bufs[id(p)])
         assert p.grad is None
+
+
+def test_first_order_option_drops_only_hessian_terms():
+    """The first-order approximation agrees with the exact gradient as lr -> 0 and differs at lr = 0.1."""
+    def cosine(lr):
+        target, source, regressors, what, where, opt, x, y, sf = setup(2)
+        opt.param_groups[0]["lr"] = lr
+        phi = phi_of(what, where)
+        grads = {}
+        for order in ("exact", "first"):
+            outer, _ = meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, 2, order)
+            grads[order] = torch.cat([g.flatten() for g in torch.autograd.grad(outer, phi)])
+        a, b = grads["exact"], grads["first"]
+        assert b.abs().sum() > 0
+        return float(a @ b / (a.norm() * b.norm()))
+
+    assert cosine(1e-4) > 0.9999
+    assert cosine(0.1) < 0.9999
+    with pytest.raises(ValueError, match="order must be"):
+        target, source, regressors, what, where, opt, x, y, sf = setup(1)
+        meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, 1, "second")
