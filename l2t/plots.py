@@ -2,15 +2,19 @@
 import matplotlib.pyplot as plt
 
 
-def transfer_graph(pairs, amounts, ax=None, source_name="source", target_name="target"):
-    """Source layers (left) joined to target layers (right) by lines whose width is the pair's lambda."""
+def transfer_graph(pairs, amounts, ax=None, source_name="source", target_name="target", max_amount=None):
+    """Source layers (left) joined to target layers (right) by lines whose width is the pair's lambda.
+
+    Widths are relative to ``max_amount`` (default: the largest amount drawn); pass the same value to
+    compare several graphs side by side.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4))
     sources = sorted({m for m, _ in pairs})
     targets = sorted({n for _, n in pairs})
     ys = lambda items: {v: 1 - i / max(1, len(items) - 1) for i, v in enumerate(items)}
     sy, ty = ys(sources), ys(targets)
-    top = max(max(amounts), 1e-12)
+    top = max(max_amount if max_amount is not None else max(amounts), 1e-12)
     for (m, n), a in zip(pairs, amounts):
         ax.plot([0, 1], [sy[m], ty[n]], color="tab:blue", lw=0.3 + 6 * a / top, alpha=0.8, solid_capstyle="round")
     for m in sources:

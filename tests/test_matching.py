@@ -85,3 +85,14 @@ def test_attention_transfer_and_lwf():
     assert at_loss([f], [torch.randn(2, 7, 6, 6)], [(0, 0)]) > 0
     logits = torch.randn(3, 5)
     assert lwf_loss(logits, logits).abs() < 1e-6 and lwf_loss(logits, -logits) > 0
+
+
+def test_transfer_graph_widths_follow_lambda_and_a_shared_scale():
+    import matplotlib
+    matplotlib.use("Agg")
+    from l2t.plots import transfer_graph
+    fig = transfer_graph([(4, 0), (9, 1)], [1.0, 2.0])
+    widths = [line.get_linewidth() for line in fig.axes[0].lines]
+    assert widths[1] > widths[0]
+    shared = transfer_graph([(4, 0), (9, 1)], [1.0, 2.0], max_amount=4.0)
+    assert [l.get_linewidth() for l in shared.axes[0].lines][1] < widths[1]
