@@ -196,6 +196,21 @@ class TensorLoader:
             yield normalize(x), self.labels[idx]
 
 
+def loader(part, batch_size, train, generator=None, device="cpu", workers=0):
+    """Batches of a data part: a ``TensorLoader`` for ``(images, labels)``, a ``DataLoader`` for a dataset.
+
+    Decoded datasets (32x32) batch ``batch_size`` images; evaluation of image datasets (224x224) batches
+    at most 256, to bound memory.
+    """
+    if isinstance(part, (tuple, list)):
+        return TensorLoader(*part, batch_size, train, generator, device)
+    if not train:
+        return torch.utils.data.DataLoader(part, min(batch_size, 256), num_workers=workers)
+    return torch.utils.data.DataLoader(part, batch_size, shuffle=True, generator=generator, num_workers=workers,
+                                       pin_memory=torch.device(device).type == "cuda",
+                                       persistent_workers=workers > 0)
+
+
 def train_transform(size):
     """Paper's training augmentation: pad-4 crop + flip at 32; RandomResizedCrop + flip at 224."""
     if size == 32:

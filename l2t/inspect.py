@@ -15,11 +15,7 @@ def transfer_weights(trainer, part, labels=None, batch_size=500):
     lam_sum, what_sum, n = None, None, 0
     if labels is not None:
         part = (part, labels)
-    if isinstance(part, (tuple, list)):
-        loader = D.TensorLoader(*part, batch_size, False, device=trainer.device)
-    else:
-        loader = torch.utils.data.DataLoader(part, min(batch_size, 256), num_workers=trainer.cfg.workers)
-    for x, _ in loader:
+    for x, _ in D.loader(part, batch_size, False, device=trainer.device, workers=trainer.cfg.workers):
         x = x.to(trainer.device)
         feats = [f for src in trainer.sources for f in src(x)[1]]
         what = [w.sum(0) for w in trainer.what(feats)]

@@ -182,12 +182,8 @@ class Trainer:
                 meta += list(self.where.parameters())
             self.meta_optimizer = torch.optim.Adam(meta, lr=cfg.meta_lr, weight_decay=cfg.meta_weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        if isinstance(self.data["train"], (tuple, list)):
-            self.train_loader = D.TensorLoader(*self.data["train"], cfg.batch_size, True, self.generator, self.device)
-        else:
-            self.train_loader = torch.utils.data.DataLoader(
-                self.data["train"], cfg.batch_size, shuffle=True, generator=self.generator,
-                num_workers=cfg.workers, pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0)
+        self.train_loader = D.loader(self.data["train"], cfg.batch_size, True, self.generator, self.device,
+                                     cfg.workers)
         self.epoch, self.iteration = 0, 0
         self.best = {"epoch": -1, "val_acc": -1.0, "state": None}
 
@@ -329,12 +325,8 @@ class Trainer:
             model.load_state_dict(state)
         was_training = model.training
         model.eval()
-        if isinstance(part, (tuple, list)):
-            loader = D.TensorLoader(*part, batch_size, False, device=self.device)
-        else:
-            loader = torch.utils.data.DataLoader(part, min(batch_size, 256), num_workers=self.cfg.workers)
         preds, loss = [], 0.0
-        for x, y in loader:
+        for x, y in D.loader(part, batch_size, False, device=self.device, workers=self.cfg.workers):
             x, y = x.to(self.device), y.to(self.device)
             logits, _ = model(x)
             preds.append(logits.argmax(1).cpu())
