@@ -55,6 +55,7 @@ class Config:
     meta_weight_decay: float = 1e-4
     meta_every: int = 1          # update phi every k-th iteration (1 = Algorithm 1 exactly)
     meta_order: str = "exact"    # "first": cheaper meta-gradient without Hessian terms (an approximation)
+    bf16: bool = False           # bf16 autocast for the first-order parts (source pass, line-4 step); lookahead stays fp32
     at_beta: float = 1e3
     lwf_weight: float = 1.0
     seed: int = 0
@@ -205,32 +206,35 @@ class Trainer:
         """Alg. 1 for one batch: an SGD step on L_total (line 4), then the meta-update of phi (lines 5-8)."""
         cfg, m = self.cfg, self.m
         s_logits, s_feats = None, []
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
         if self.sources:
-            with torch.no_grad():  # the source runs once per batch; every step below reuses its features
+            with torch.no_grad(), amp:  # the source runs once per batch; every step below reuses its features
                 for src in self.sources:
                     logits, feats = src(x)
                     s_logits = logits if s_logits is None else s_logits
-                    s_feats += feats
+                    s_feats += [f.float() for f in feats] if cfg.bf16 else feats
         what_w = self.what(s_feats) if self.what is not None else None
         where_l = self.where(s_feats) if self.where is not None else None
-        logits, t_feats = self.model(x)
-        loss = F.cross_entropy(logits, y)
-        if m["fm"]:
-            errors = self.regressors(s_feats, t_feats)
-            detached = lambda ws: None if ws is None else [w.detach() for w in ws]
-            loss = loss + wfm_loss(errors, detached(what_w), detached(where_l), cfg.beta)
-        if m["at"]:
-            loss = loss + at_loss(s_feats, t_feats, self.pairs, cfg.at_beta)
-        if m["lwf"]:
-            loss = loss + cfg.lwf_weight * lwf_loss(self.lwf_head(pooled(t_feats[-1])), s_logits)
+        with amp:
+            logits, t_feats = self.model(x)
+            loss = F.cross_entropy(logits.float() if cfg.bf16 else logits, y)
+            if m["fm"]:
+                errors = self.regressors(s_feats, t_feats)
+                detached = lambda ws: None if ws is None else [w.detach() for w in ws]
+                loss = loss + wfm_loss(errors, detached(what_w), detached(where_l), cfg.beta)
+            if m["at"]:
+                loss = loss + at_loss(s_feats, t_feats, self.pairs, cfg.at_beta)
+            if m["lwf"]:
+                loss = loss + cfg.lwf_weight * lwf_loss(self.lwf_head(pooled(t_feats[-1])), s_logits.float() if cfg.bf16 else s_logits)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         if self.meta_optimizer is not None and self.iteration % cfg.meta_every == 0:
-            outer, _ = meta_gradient(self.model, self.regressors, s_feats, x, y, what_w, where_l,
-                                     self.optimizer, cfg.beta, cfg.T, cfg.meta_order)
             phi = [p for g in self.meta_optimizer.param_groups for p in g["params"]]
-            grads = torch.autograd.grad(outer, phi, allow_unused=True)
+            with no_tf32():   # TF32 convolutions (cuDNN's default) swamp the meta-gradient with rounding noise
+                outer, _ = meta_gradient(self.model, self.regressors, s_feats, x, y, what_w, where_l,
+                                         self.optimizer, cfg.beta, cfg.T, cfg.meta_order)
+                grads = torch.autograd.grad(outer, phi, allow_unused=True)
             for p, g in zip(phi, grads):
                 p.grad = g
             self.meta_optimizer.step()
@@ -267,6 +271,7 @@ class Trainer:
                 if row["val_acc"] > self.best["val_acc"]:
                     self.best = {"epoch": row["epoch"], "val_acc": row["val_acc"],
                                  "state": copy.deepcopy(self.model.state_dict())}
+            row["elapsed_s"] = round(time.time() - start, 2)   # wall time of this process's training so far
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.1f}",
                             val=f"{self.best['val_acc']:.1f}")
             with open(metrics_path, "a") as f:
@@ -384,6 +389,13 @@ class Trainer:
                 obj.load_state_dict(state[name])
         self.generator.set_state(state["generator"].cpu())
         self.epoch, self.iteration, self.best = state["epoch"], state["iteration"], state["best"]
+
+
+def no_tf32():
+    """cuDNN with its TF32 convolutions off (no effect on the CPU), other cuDNN settings as they are."""
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
+                       allow_tf32=False)
 
 
 def percent(preds, labels):

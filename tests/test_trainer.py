@@ -26,6 +26,13 @@ def run(tmp_path, name="run", sources=1, **kw):
     return Trainer(cfg, data=tiny_data(), sources=tiny_sources(sources))
 
 
+def metrics(run_dir):
+    """A run's metrics rows without their wall times (the only field that may differ between equal runs)."""
+    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["elapsed_s"] >= 0 for r in rows)
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_runs_two_iterations(tmp_path, method):
     trainer = run(tmp_path, method=method, max_iters=2)
@@ -83,14 +90,14 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypa
         killed.fit(progress=False)
     monkeypatch.setattr(Trainer, "_train_epoch", original)
     resumed = run(tmp_path, "killed", method="l2t-ww", epochs=3).fit(resume=True, progress=False)
-    assert (tmp_path / "full" / "metrics.jsonl").read_text() == (tmp_path / "killed" / "metrics.jsonl").read_text()
+    assert metrics(tmp_path / "full") == metrics(tmp_path / "killed")
     assert resumed["test_acc"] == full["test_acc"] and resumed["best_val_epoch"] == full["best_val_epoch"]
 
 
 def test_same_seed_gives_the_same_metrics_file(tmp_path):
     run(tmp_path, "a", method="fm-one-to-one").fit(progress=False)
     run(tmp_path, "b", method="fm-one-to-one").fit(progress=False)
-    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+    assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
 
 
 def test_nonfinite_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
@@ -115,3 +122,31 @@ def test_bad_method_and_device_are_clear_errors(tmp_path):
         run(tmp_path, method="l2t")
     with pytest.raises(ValueError, match="device must be"):
         run(tmp_path, method="scratch", device="tpu")
+
+
+
+def meta_gradient_of_one_step(tmp_path, precision, lr):
+    """phi's gradient after one L2T-ww iteration from a fixed float32 initialisation, as float64."""
+    cfg = Config(method="l2t-ww", sources=["resnet20:random"], batch_size=12, device="cpu", lr=lr,
+                 bf16=precision == "bf16", out=str(tmp_path / precision))
+    trainer = Trainer(cfg, data=tiny_data(12), sources=tiny_sources())
+    x, y = next(iter(trainer.train_loader))
+    if precision == "fp64":
+        for module in (trainer.model, trainer.regressors, trainer.what, trainer.where, *trainer.sources):
+            module.double()
+        x = x.double()
+    loss, _, _ = trainer.step(x, y)
+    assert torch.isfinite(loss)
+    return torch.cat([p.grad.double().flatten() for p in trainer.meta_optimizer.param_groups[0]["params"]])
+
+
+def test_bf16_first_order_parts_keep_the_meta_gradient_within_tolerance(tmp_path):
+    # At a stable learning rate (0.01: the lookahead lowers the loss) the meta-gradient is well conditioned:
+    # float32 lands within 10 % of float64 (3 % measured), and bf16 autocast of the source pass and of the
+    # line-4 step (the lookahead stays float32) within the stated 30 % (15 % measured). At lr 0.1 from
+    # initialisation the lookahead is unstable and even float32 is off by more than 100 % (see benchmarks/).
+    reference = meta_gradient_of_one_step(tmp_path, "fp64", 0.01)
+    error = lambda g: float((g - reference).norm() / reference.norm())
+    fp32, bf16 = error(meta_gradient_of_one_step(tmp_path, "fp32", 0.01)), error(meta_gradient_of_one_step(tmp_path, "bf16", 0.01))
+    assert fp32 < 0.10, fp32
+    assert 0 < bf16 < 0.30, bf16
