@@ -134,7 +134,7 @@ def summarize_figure5(results, verbose=True):
         if name not in choice and "figure5-quick" in str(results):
             name = f"{name} [lr {c['lr']:g}, grid not finished]"
         table.setdefault(name, {}).setdefault(c["samples_per_class"], []).append(r)
-    summary, lines = {}, ["| method | N | seeds: test acc (* = collapsed) | mean ± std |", "|---|---|---|---|"]
+    summary, lines, gpus = {}, ["| method | N | seeds: test acc (* = collapsed) | mean ± std |", "|---|---|---|---|"], set()
     for m in [m for m in FIG5_METHODS if m in table] + sorted(set(table) - set(FIG5_METHODS)):
         for n in sorted(table[m]):
             rs = sorted(table[m][n], key=lambda r: r["config"]["seed"])
@@ -144,10 +144,14 @@ def summarize_figure5(results, verbose=True):
             summary.setdefault(m, {})[n] = {"seeds": [r["config"]["seed"] for r in rs], "test_acc": accs,
                                             "collapsed": [r["collapsed"] for r in rs], "mean": mean, "std": std,
                                             "lr": rs[0]["config"]["lr"]}
+            on_gpu = lambda r: not str(r.get("device", "cpu")).startswith("cpu")
+            gpus.update(r["device"] for r in rs if on_gpu(r))
             per_seed = ", ".join(f"s{r['config']['seed']}: {a:.2f}{'*' if r['collapsed'] else ''}"
-                                 for r, a in zip(rs, accs))
+                                 f"{'†' if on_gpu(r) else ''}" for r, a in zip(rs, accs))
             label = m if "[" in m else f"{m} (lr {rs[0]['config']['lr']:g})"
             lines.append(f"| {label} | {n} | {per_seed} | {mean:.2f} ± {std:.2f} |")
+    if gpus:   # the same protocol, run on a GPU
+        lines += ["", f"† run on {', '.join(sorted(gpus))} with the same protocol; every other run on the CPU."]
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
     (results / "summary.md").write_text("\n".join(lines) + "\n")
     if summary:

@@ -144,14 +144,14 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     folder = tmp_path / "figure5-quick"
     folder.mkdir()
 
-    def result(method, n, seed, lr, acc, collapsed=False):
+    def result(method, n, seed, lr, acc, collapsed=False, device="cpu (x86_64, 2 threads)"):
         r = {"config": {"method": method, "samples_per_class": n, "seed": seed, "lr": lr}, "test_acc": acc,
-             "collapsed": collapsed}
+             "collapsed": collapsed, "device": device}
         (folder / f"{method}-n{n}-s{seed}-lr{lr:g}.json").write_text(json.dumps(r))
 
     result("scratch", 10, 0, 0.1, 12.0, collapsed=True)     # lost the lr grid
     result("scratch", 10, 0, 0.01, 30.0)
-    result("scratch", 10, 1, 0.01, 32.0)
+    result("scratch", 10, 1, 0.01, 32.0, device="NVIDIA H200")   # same protocol on a GPU: marked
     result("scratch", 10, 2, 0.01, 13.0, collapsed=True)    # collapsed at the chosen lr: kept, flagged
     result("l2t-ww", 10, 0, 0.1, 35.0)                      # its lr grid has not finished
     (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}}))
@@ -162,4 +162,5 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     assert "l2t-ww [lr 0.1, grid not finished]" in summary
     text = (folder / "summary.md").read_text()
     assert "s2: 13.00*" in text and "12.00" not in text
+    assert "s1: 32.00†" in text and "s0: 30.00," in text and "† run on NVIDIA H200" in text
     assert (folder / "figure5.png").stat().st_size > 1000
