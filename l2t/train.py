@@ -280,6 +280,7 @@ class Trainer:
                 self.save(ckpt)
         bar.close()
         result = self.result(time.time() - start)
+        result["curves"] = [json.loads(l) for l in metrics_path.read_text().splitlines()]   # one row per epoch
         _atomic_write_text(out / "result.json", json.dumps(result, indent=1))
         return result
 

@@ -92,6 +92,7 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypa
     resumed = run(tmp_path, "killed", method="l2t-ww", epochs=3).fit(resume=True, progress=False)
     assert metrics(tmp_path / "full") == metrics(tmp_path / "killed")
     assert resumed["test_acc"] == full["test_acc"] and resumed["best_val_epoch"] == full["best_val_epoch"]
+    assert [r["epoch"] for r in resumed["curves"]] == [0, 1, 2] and "lambda" in resumed["curves"][-1]
 
 
 def test_same_seed_gives_the_same_metrics_file(tmp_path):
