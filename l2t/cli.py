@@ -76,7 +76,7 @@ def cmd_reproduce(args):
     from .reproduce import reproduce
     reproduce(args.experiment, scale=args.scale, seeds=args.seeds, methods=args.methods, out=args.out,
               column=args.column, samples=args.samples, device=args.device, dry_run=args.dry_run,
-              max_iters=args.max_iters)
+              max_iters=args.max_iters, meta_order=args.meta_order, meta_every=args.meta_every)
 
 
 def cmd_train_source(args):
@@ -116,6 +116,9 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--max-iters", type=int, help="stop every run after this many iterations (recipe check)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their configs, run nothing")
+    p.add_argument("--meta-order", choices=["exact", "first"], default="exact",
+                   help="figure5: L2T runs with the first-order meta-gradient (at the exact method's lr)")
+    p.add_argument("--meta-every", type=int, default=1, help="figure5: L2T runs update phi every k-th iteration")
     p.set_defaults(func=cmd_reproduce)
     p = sub.add_parser("train-source", help="train a source network (CIFAR ResNet) in the paper's checkpoint format")
     p.add_argument("--arch", default="resnet32", choices=["resnet20", "resnet32", "resnet44", "resnet56"])

@@ -18,6 +18,7 @@ import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from .methods import method
 from .train import Config, Trainer, _atomic_write_text
 
 FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
@@ -37,7 +38,15 @@ def run_id(cfg):
     size = f"n{cfg.samples_per_class}" if cfg.samples_per_class else cfg.dataset
     extra = "".join("+" + _source_name(s) for s in cfg.sources[1:])
     short = f"-it{cfg.max_iters}" if cfg.max_iters else ""   # recipe checks never pass for real runs
-    return f"{cfg.method}{extra}-{size}-s{cfg.seed}-lr{cfg.lr:g}{short}"
+    return f"{cfg.method}{extra}-{size}-s{cfg.seed}-lr{cfg.lr:g}{variant(cfg)}{short}"
+
+
+def variant(cfg):
+    """The cheaper meta-gradient options of a run as a name suffix: '' for Algorithm 1 exactly."""
+    cfg = cfg if isinstance(cfg, dict) else asdict(cfg)
+    order = cfg.get("meta_order", "exact")
+    every = cfg.get("meta_every", 1)
+    return ("" if order == "exact" else f"-{order}") + ("" if every == 1 else f"-every{every}")
 
 
 def _source_name(spec):
@@ -71,29 +80,36 @@ def figure5_seeds(n):
 
 
 def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="auto", dry_run=False,
-            max_iters=None):
-    """Figure 5: accuracy vs samples per class, one line per method (resumable)."""
+            max_iters=None, meta_order="exact", meta_every=1):
+    """Figure 5: accuracy vs samples per class, one line per method (resumable).
+
+    ``meta_order``/``meta_every`` run L2T methods with a cheaper meta-gradient option (results named with
+    a suffix, beside the exact ones); they reuse the lr chosen for the exact method when it is recorded.
+    """
     results = Path(out or f"results/figure5-{scale}")
     runs = Path("runs") / results.name
-    base = replace(figure5_base(scale), max_iters=max_iters)
+    base = replace(figure5_base(scale), max_iters=max_iters, meta_order=meta_order, meta_every=meta_every)
     methods = methods or FIG5_METHODS
     samples = samples or [10, 25, 50, 100]
     plan, chosen = [], {}
+    if variant(base) and (results / "lr_choice.json").exists():   # compare the options at the same lr
+        chosen = {m: c["chosen_lr"] for m, c in json.loads((results / "lr_choice.json").read_text()).items()}
     small, large = [n for n in sorted(samples) if n <= 25], [n for n in sorted(samples) if n > 25]
     # pass 1: per method (cheap first), its lr choice and the small-N runs; pass 2: the large-N runs
     for m, ns in [(m, small) for m in methods] + [(m, large) for m in methods]:
         if scale == "quick" and m not in chosen:   # choose the lr first, by validation accuracy only
-            grid = [replace(base, method=m, samples_per_class=min(samples), seed=0, lr=lr) for lr in LR_GRID]
+            grid = [_options_for(replace(base, method=m, samples_per_class=min(samples), seed=0, lr=lr))
+                    for lr in LR_GRID]
             plan += [("lr-grid", c) for c in grid]
             if not dry_run:
                 scores = {c.lr: run_once(c, results, runs, device)["best_val_acc"] for c in grid}
                 chosen[m] = max(LR_GRID, key=lambda lr: (scores[lr], lr))
-                record_lr_choice(results, m, scores, chosen[m], min(samples))
+                record_lr_choice(results, m + variant(base), scores, chosen[m], min(samples))
             else:
                 chosen[m] = None
         for n in ns:
             for seed in (seeds or figure5_seeds(n)):
-                cfg = replace(base, method=m, samples_per_class=n, seed=seed, lr=chosen.get(m) or base.lr)
+                cfg = _options_for(replace(base, method=m, samples_per_class=n, seed=seed, lr=chosen.get(m) or base.lr))
                 plan.append(("run", cfg))
                 if not dry_run:
                     run_once(cfg, results, runs, device)
@@ -104,6 +120,11 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
         return plan
     summarize_figure5(results)
     return plan
+
+
+def _options_for(cfg):
+    """Methods without meta-networks ignore the meta-gradient options (their runs are the exact ones)."""
+    return cfg if method(cfg.method)["what"] else replace(cfg, meta_order="exact", meta_every=1)
 
 
 def record_lr_choice(results, method, scores, choice, n):
@@ -128,10 +149,11 @@ def summarize_figure5(results, verbose=True):
     table = {}
     for r in load_results(results):
         c = r["config"]
-        name = c["method"]
-        if name in choice and c["lr"] != choice[name]["chosen_lr"]:
+        name = c["method"] + variant(c)
+        key = name if name in choice else c["method"]   # a cheaper option may reuse the exact method's lr
+        if key in choice and c["lr"] != choice[key]["chosen_lr"]:
             continue  # an lr-grid run that lost
-        if name not in choice and "figure5-quick" in str(results):
+        if key not in choice and "figure5-quick" in str(results):
             name = f"{name} [lr {c['lr']:g}, grid not finished]"
         table.setdefault(name, {}).setdefault(c["samples_per_class"], []).append(r)
     summary, lines, gpus = {}, ["| method | N | seeds: test acc (* = collapsed) | mean ± std |", "|---|---|---|---|"], set()
@@ -241,10 +263,12 @@ def _run_plan(plan, results, device, dry_run):
 
 
 def reproduce(experiment, scale="quick", seeds=None, methods=None, out=None, column=None, samples=None,
-              device="auto", dry_run=False, max_iters=None):
+              device="auto", dry_run=False, max_iters=None, meta_order="exact", meta_every=1):
     """Dispatch ``l2t reproduce <experiment>``."""
     if experiment == "figure5":
-        return figure5(scale, seeds, methods, samples, out, device, dry_run, max_iters)
+        return figure5(scale, seeds, methods, samples, out, device, dry_run, max_iters, meta_order, meta_every)
+    if (meta_order, meta_every) != ("exact", 1):
+        raise ValueError("--meta-order/--meta-every are for figure5 (the paper's tables use Algorithm 1 exactly)")
     if experiment == "table1":
         return table1(scale, column or "stl10", seeds, methods, out, device, dry_run, max_iters)
     if experiment == "table2":

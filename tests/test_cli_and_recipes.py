@@ -164,3 +164,21 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     assert "s2: 13.00*" in text and "12.00" not in text
     assert "s1: 32.00†" in text and "s0: 30.00," in text and "† run on NVIDIA H200" in text
     assert (folder / "figure5.png").stat().st_size > 1000
+
+
+def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their_own_results(tmp_path):
+    folder = tmp_path / "figure5-quick"
+    folder.mkdir()
+    (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}, "l2t-ww": {"chosen_lr": 0.03}}))
+    plan = R.figure5("quick", seeds=[0], methods=["scratch", "l2t-ww"], samples=[10], out=folder, dry_run=True,
+                     meta_order="first", meta_every=4)
+    assert [R.run_id(c) for _, c in plan] == ["scratch-n10-s0-lr0.01", "l2t-ww-n10-s0-lr0.03-first-every4"]
+    assert plan[1][1].meta_order == "first" and plan[1][1].meta_every == 4 and plan[0][1].meta_order == "exact"
+    for order, acc in (("exact", 33.0), ("first", 31.0)):
+        r = {"config": {"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": 0.03, "meta_order": order,
+                        "meta_every": 1}, "test_acc": acc, "collapsed": False, "device": "cpu"}
+        (folder / f"l2t-ww-n10-s0-lr0.03{'-first' if order == 'first' else ''}.json").write_text(json.dumps(r))
+    summary = R.summarize_figure5(folder, verbose=False)
+    assert summary["l2t-ww"][10]["test_acc"] == [33.0] and summary["l2t-ww-first"][10]["test_acc"] == [31.0]
+    with pytest.raises(ValueError, match="for figure5"):
+        R.reproduce("table1", column="stl10", dry_run=True, meta_order="first")
