@@ -156,6 +156,7 @@ def summarize_figure5(results, verbose=True):
         if key not in choice and "figure5-quick" in str(results):
             name = f"{name} [lr {c['lr']:g}, grid not finished]"
         table.setdefault(name, {}).setdefault(c["samples_per_class"], []).append(r)
+    on_gpu = lambda r: not str(r.get("device", "cpu")).startswith("cpu")
     summary, lines, gpus = {}, ["| method | N | seeds: test acc (* = collapsed) | mean ± std |", "|---|---|---|---|"], set()
     for m in [m for m in FIG5_METHODS if m in table] + sorted(set(table) - set(FIG5_METHODS)):
         for n in sorted(table[m]):
@@ -166,7 +167,6 @@ def summarize_figure5(results, verbose=True):
             summary.setdefault(m, {})[n] = {"seeds": [r["config"]["seed"] for r in rs], "test_acc": accs,
                                             "collapsed": [r["collapsed"] for r in rs], "mean": mean, "std": std,
                                             "lr": rs[0]["config"]["lr"]}
-            on_gpu = lambda r: not str(r.get("device", "cpu")).startswith("cpu")
             gpus.update(r["device"] for r in rs if on_gpu(r))
             per_seed = ", ".join(f"s{r['config']['seed']}: {a:.2f}{'*' if r['collapsed'] else ''}"
                                  f"{'†' if on_gpu(r) else ''}" for r, a in zip(rs, accs))

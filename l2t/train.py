@@ -211,8 +211,10 @@ class Trainer:
             with torch.no_grad(), amp:  # the source runs once per batch; every step below reuses its features
                 for src in self.sources:
                     logits, feats = src(x)
+                    if cfg.bf16:   # everything downstream (what/where, the lookahead) reads float32
+                        logits, feats = logits.float(), [f.float() for f in feats]
                     s_logits = logits if s_logits is None else s_logits
-                    s_feats += [f.float() for f in feats] if cfg.bf16 else feats
+                    s_feats += feats
         what_w = self.what(s_feats) if self.what is not None else None
         where_l = self.where(s_feats) if self.where is not None else None
         with amp:
@@ -225,7 +227,7 @@ class Trainer:
             if m["at"]:
                 loss = loss + at_loss(s_feats, t_feats, self.pairs, cfg.at_beta)
             if m["lwf"]:
-                loss = loss + cfg.lwf_weight * lwf_loss(self.lwf_head(pooled(t_feats[-1])), s_logits.float() if cfg.bf16 else s_logits)
+                loss = loss + cfg.lwf_weight * lwf_loss(self.lwf_head(pooled(t_feats[-1])), s_logits)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
