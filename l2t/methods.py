@@ -11,6 +11,7 @@ METHODS = {
     "lwf+at":           dict(pairs="one-to-one", at=True, lwf=True),
     "fm-single":        dict(pairs="single", fm=True),
     "fm-one-to-one":    dict(pairs="one-to-one", fm=True),
+    "fm-all-to-all":    dict(pairs="all-to-all", fm=True),   # ablation: L2T-ww's 15 pairs, w and lambda fixed
     "l2t-w-single":     dict(pairs="single", fm=True, what=True),
     "l2t-w-one-to-one": dict(pairs="one-to-one", fm=True, what=True),
     "l2t-ww":           dict(pairs="all-to-all", fm=True, what=True, where=True),

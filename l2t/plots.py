@@ -1,4 +1,4 @@
-"""Plots the book and the CLI share: the lambda graph (paper Fig. 3d) and Figure 5."""
+"""Plots the book and the CLI share: the lambda graph (paper Fig. 3d), Figure 5 and its per-seed pairing."""
 import matplotlib.pyplot as plt
 
 
@@ -49,3 +49,35 @@ def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (C
     ax.grid(alpha=0.3)
     ax.legend()
     return ax.figure
+
+
+def paired_plot(summary, methods=None, title="Per seed: the same training images for every method (CPU-scale)"):
+    """One panel per N: each method's per-seed test accuracies, a seed's points joined across methods.
+
+    A seed fixes the training subset and the initialisation, so a line that rises from one method to the
+    next is a paired win; the mean is a short black bar. Collapsed runs are drawn as x.
+    """
+    methods = methods or list(summary)
+    ns = sorted({int(n) for m in methods for n in summary.get(m, {})})
+    fig, axes = plt.subplots(1, len(ns), figsize=(max(4.0, 0.75 * len(methods)) * len(ns), 3.8), squeeze=False,
+                             sharey=True)
+    for ax, n in zip(axes[0], ns):
+        here = [m for m in methods if n in {int(k) for k in summary.get(m, {})}]
+        rows = [next(v for k, v in summary[m].items() if int(k) == n) for m in here]
+        seeds = sorted({s for r in rows for s in r["seeds"]})
+        for s, color in zip(seeds, plt.cm.tab10.colors):
+            pts = [(i, r["test_acc"][r["seeds"].index(s)], r["collapsed"][r["seeds"].index(s)])
+                   for i, r in enumerate(rows) if s in r["seeds"]]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, lw=0.8, alpha=0.7, label=f"seed {s}")
+            for i, acc, bad in pts:
+                ax.scatter(i, acc, color=color, marker="x" if bad else "o", s=18, zorder=3)
+        for i, r in enumerate(rows):
+            ax.plot([i - 0.25, i + 0.25], [r["mean"]] * 2, color="k", lw=2)
+        ax.set_xticks(range(len(here)), here, rotation=35, ha="right")
+        ax.set_title(f"N = {n} per class")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import needs_cifar10, needs_source
+from l2t import plots
 from l2t import reproduce as R
 from l2t.cli import main
 from l2t.models import build_model
@@ -166,10 +167,11 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     assert (folder / "figure5.png").stat().st_size > 1000
 
 
-def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their_own_results(tmp_path):
+def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their_own_results(tmp_path, monkeypatch):
     folder = tmp_path / "figure5-quick"
     folder.mkdir()
-    (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}, "l2t-ww": {"chosen_lr": 0.03}}))
+    (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}, "l2t-ww": {"chosen_lr": 0.03},
+                                                       "fm-all-to-all": {"chosen_lr": 0.01}}))
     plan = R.figure5("quick", seeds=[0], methods=["scratch", "l2t-ww"], samples=[10], out=folder, dry_run=True,
                      meta_order="first", meta_every=4)
     assert [R.run_id(c) for _, c in plan] == ["scratch-n10-s0-lr0.01", "l2t-ww-n10-s0-lr0.03-first-every4"]
@@ -178,7 +180,19 @@ def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their
         r = {"config": {"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": 0.03, "meta_order": order,
                         "meta_every": 1}, "test_acc": acc, "collapsed": False, "device": "cpu"}
         (folder / f"l2t-ww-n10-s0-lr0.03{'-first' if order == 'first' else ''}.json").write_text(json.dumps(r))
+    r = {"config": {"method": "fm-all-to-all", "samples_per_class": 10, "seed": 0, "lr": 0.01}, "test_acc": 32.0,
+         "collapsed": False, "device": "cpu"}
+    (folder / "fm-all-to-all-n10-s0-lr0.01.json").write_text(json.dumps(r))
+    drawn = {}
+
+    def figure5_plot(summary):
+        drawn["lines"] = list(summary)
+        return plots.plt.figure()
+    monkeypatch.setattr(plots, "figure5_plot", figure5_plot)
     summary = R.summarize_figure5(folder, verbose=False)
     assert summary["l2t-ww"][10]["test_acc"] == [33.0] and summary["l2t-ww-first"][10]["test_acc"] == [31.0]
+    assert list(summary) == ["fm-all-to-all", "l2t-ww", "l2t-ww-first"]   # the ablation, the method, its option
+    assert drawn["lines"] == ["l2t-ww"]                 # Figure 5 draws the paper's lines only ...
+    assert (folder / "paired.png").stat().st_size > 1000   # ... every method and option goes on the paired plot
     with pytest.raises(ValueError, match="for figure5"):
         R.reproduce("table1", column="stl10", dry_run=True, meta_order="first")

@@ -17,18 +17,23 @@ def test_status_separates_counted_pending_and_missing(tmp_path):
     write(tmp_path, "scratch", 10, 1, 0.03, 28.0)
     write(tmp_path, "lwf", 10, 0, 0.1, 20.0)                  # lwf's lr grid is not finished
     write(tmp_path, "at", 10, 0, 0.1, 20.0, max_iters=3)       # a recipe check: ignored
+    r = {"config": {"method": "scratch", "samples_per_class": 25, "seed": 0, "lr": 0.03, "meta_every": 4},
+         "test_acc": 35.0, "best_val_acc": 35.0, "collapsed": False}
+    (tmp_path / "scratch-n25-s0-lr0.03-every4.json").write_text(json.dumps(r))   # an option, not the planned run
     (tmp_path / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.03}}))
     status = figure5_status(tmp_path)
-    assert sorted((r["config"]["seed"], r["config"]["lr"]) for r in status["counted"]) == [(0, 0.03), (1, 0.03)]
+    assert sorted((r["config"]["seed"], r["config"]["lr"]) for r in status["counted"]) == [(0, 0.03), (0, 0.03), (1, 0.03)]
     assert list(status["pending_grid"]) == ["lwf"]
     assert ("scratch", 10, 2) in status["missing"] and ("scratch", 10, 0) not in status["missing"]
+    assert ("scratch", 25, 0) in status["missing"]
     assert len(status["planned"]) == 5 * (3 + 3 + 2 + 2)
 
     out = copy_counted(tmp_path, tmp_path / "copy")
     names = sorted(p.name for p in out.glob("*.json"))
-    assert names == ["lr_choice.json", "scratch-n10-s0-lr0.03.json", "scratch-n10-s1-lr0.03.json"]
+    assert names == ["lr_choice.json", "scratch-n10-s0-lr0.03.json", "scratch-n10-s1-lr0.03.json",
+                     "scratch-n25-s0-lr0.03-every4.json"]
     summary = summarize_figure5(out)                           # writes its summary files into the copy only
-    assert summary["scratch"][10]["test_acc"] == [30.0, 28.0]
+    assert summary["scratch"][10]["test_acc"] == [30.0, 28.0] and summary["scratch-every4"][25]["test_acc"] == [35.0]
     assert not (tmp_path / "summary.json").exists()
 
 
