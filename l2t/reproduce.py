@@ -181,6 +181,13 @@ def summarize_figure5(results, verbose=True):
             lines.append(f"| {label} | {n} | {per_seed} | {mean:.2f} ± {std:.2f} |")
     if gpus:   # the same protocol, run on a GPU
         lines += ["", f"† run on {', '.join(sorted(gpus))} with the same protocol; every other run on the CPU."]
+    hours = {}   # what the whole folder cost, lr-grid runs and cheaper options included
+    for r in load_results(results):
+        kind = "GPU" if on_gpu(r) else "CPU"
+        hours[kind] = hours.get(kind, 0.0) + r.get("wall_time_s", 0.0) / 3600
+    if hours:
+        lines += ["", "Training time of every run in this folder (lr grid included): " +
+                  ", ".join(f"{h:.1f} {k}-hours" for k, h in sorted(hours.items())) + "."]
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
     (results / "summary.md").write_text("\n".join(lines) + "\n")
     if summary:   # figure5.png: the paper's five lines; paired.png: every method and option, seed by seed

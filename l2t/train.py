@@ -186,6 +186,7 @@ class Trainer:
         self.train_loader = D.loader(self.data["train"], cfg.batch_size, True, self.generator, self.device,
                                      cfg.workers)
         self.epoch, self.iteration = 0, 0
+        self.elapsed = 0.0   # seconds of training so far, across resumes
         self.best = {"epoch": -1, "val_acc": -1.0, "state": None}
 
     def _pairs(self):
@@ -256,7 +257,7 @@ class Trainer:
         lines = [l for l in lines if json.loads(l)["epoch"] < self.epoch]
         metrics_path.write_text("".join(l + "\n" for l in lines))
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
-        start = time.time()
+        start = time.time() - self.elapsed   # a resumed run keeps counting from its checkpoint
         per_epoch = len(self.train_loader)
         total = cfg.epochs * per_epoch if cfg.max_iters is None else min(cfg.max_iters, cfg.epochs * per_epoch)
         bar = tqdm(total=total, initial=min(self.iteration, total), disable=not progress,
@@ -273,7 +274,8 @@ class Trainer:
                 if row["val_acc"] > self.best["val_acc"]:
                     self.best = {"epoch": row["epoch"], "val_acc": row["val_acc"],
                                  "state": copy.deepcopy(self.model.state_dict())}
-            row["elapsed_s"] = round(time.time() - start, 2)   # wall time of this process's training so far
+            self.elapsed = time.time() - start
+            row["elapsed_s"] = round(self.elapsed, 2)   # wall time of this run's training so far
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.1f}",
                             val=f"{self.best['val_acc']:.1f}")
             with open(metrics_path, "a") as f:
@@ -372,7 +374,7 @@ class Trainer:
     # ---- checkpoints ----
     def save(self, path):
         """Write a checkpoint atomically (to a temporary file, then rename)."""
-        state = {"epoch": self.epoch, "iteration": self.iteration, "best": self.best,
+        state = {"epoch": self.epoch, "iteration": self.iteration, "best": self.best, "elapsed_s": self.elapsed,
                  "generator": self.generator.get_state(), "config": asdict(self.cfg)}
         for name in ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer",
                      "scheduler"):
@@ -392,6 +394,7 @@ class Trainer:
                 obj.load_state_dict(state[name])
         self.generator.set_state(state["generator"].cpu())
         self.epoch, self.iteration, self.best = state["epoch"], state["iteration"], state["best"]
+        self.elapsed = state.get("elapsed_s", 0.0)   # checkpoints before this field: time starts again
 
 
 def no_tf32():

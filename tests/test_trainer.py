@@ -1,5 +1,6 @@
 """The trainer: every method runs; beta=0 is scratch; phi learns; resume is exact; NaN is caught."""
 import json
+import time
 
 import pytest
 import torch
@@ -81,6 +82,8 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypa
 
     def dies_in_epoch_two(self, *a, **k):
         calls["n"] += 1
+        if calls["n"] == 1:
+            time.sleep(2.0)     # a slow first epoch: its time must survive the kill
         if calls["n"] == 2:
             raise KeyboardInterrupt("killed")
         return original(self, *a, **k)
@@ -93,6 +96,8 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypa
     assert metrics(tmp_path / "full") == metrics(tmp_path / "killed")
     assert resumed["test_acc"] == full["test_acc"] and resumed["best_val_epoch"] == full["best_val_epoch"]
     assert [r["epoch"] for r in resumed["curves"]] == [0, 1, 2] and "lambda" in resumed["curves"][-1]
+    elapsed = [r["elapsed_s"] for r in resumed["curves"]]
+    assert elapsed[0] > 2.0 and elapsed == sorted(elapsed) and resumed["wall_time_s"] >= elapsed[-1]   # across the kill
 
 
 def test_same_seed_gives_the_same_metrics_file(tmp_path):
