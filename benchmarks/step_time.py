@@ -16,14 +16,15 @@ import sys
 import time
 from pathlib import Path
 
-# (method, T, meta_order, meta_every, bf16): the exact method, then the documented cheaper options
-CONFIGS = [("scratch", 2, "exact", 1, 0), ("fm-one-to-one", 2, "exact", 1, 0), ("l2t-ww", 1, "exact", 1, 0),
-           ("l2t-ww", 2, "exact", 1, 0), ("l2t-ww", 3, "exact", 1, 0), ("l2t-ww", 2, "first", 1, 0),
-           ("l2t-ww", 2, "exact", 4, 0)]
-BF16 = [("scratch", 2, "exact", 1, 1), ("l2t-ww", 2, "exact", 1, 1)]   # GPU only: CPUs without AMX are slower
+# (method, T, meta_order, meta_every, bf16, cuda_graph): the exact method, then the documented options
+CONFIGS = [("scratch", 2, "exact", 1, 0, 0), ("fm-one-to-one", 2, "exact", 1, 0, 0), ("l2t-ww", 1, "exact", 1, 0, 0),
+           ("l2t-ww", 2, "exact", 1, 0, 0), ("l2t-ww", 3, "exact", 1, 0, 0), ("l2t-ww", 2, "first", 1, 0, 0),
+           ("l2t-ww", 2, "exact", 4, 0, 0)]
+GPU_ONLY = [("scratch", 2, "exact", 1, 1, 0), ("l2t-ww", 2, "exact", 1, 1, 0),    # bf16: CPUs without AMX are slower
+            ("scratch", 2, "exact", 1, 0, 1), ("l2t-ww", 2, "exact", 1, 0, 1)]    # CUDA graphs
 
 
-def make_trainer(method, T, order, every, bf16, device, batch):
+def make_trainer(method, T, order, every, bf16, device, batch, graph=0):
     """A Trainer on one random batch with the paper's source (else a random ResNet32) and a VGG9 target."""
     import torch
     from l2t.models import build_model, load_source
@@ -37,14 +38,15 @@ def make_trainer(method, T, order, every, bf16, device, batch):
     images = torch.randint(0, 256, (batch, 3, 32, 32), generator=g, dtype=torch.uint8)
     data = {k: (images, torch.arange(batch) % 10) for k in ("train", "val", "test")}
     cfg = Config(method=method, T=T, meta_order=order, meta_every=every, bf16=bool(bf16), batch_size=batch,
-                 device=device, out="/tmp/l2t-bench")
+                 device=device, cuda_graph=bool(graph), out="/tmp/l2t-bench")
     return Trainer(cfg, data=data, sources=[source])
 
 
-def one(method, T, order, every, bf16, device, iters, warmup, batch):
+def one(method, T, order, every, bf16, graph, device, iters, warmup, batch):
     import torch
-    trainer = make_trainer(method, T, order, every, bf16, device, batch)
+    trainer = make_trainer(method, T, order, every, bf16, device, batch, graph)
     iters = iters * every   # with meta_every = k, time whole cycles of k iterations
+    warmup = max(warmup, trainer.graphed.warmup + 2) if graph else warmup   # eager warm-up, capture, one replay
     x, y = next(iter(trainer.train_loader))
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
     times = []
@@ -57,7 +59,8 @@ def one(method, T, order, every, bf16, device, iters, warmup, batch):
             times.append(time.perf_counter() - start)
     # per-iteration cost: the median, or the mean over whole cycles when phi is updated every k-th iteration
     per_iter = statistics.median(times) if every == 1 else statistics.mean(times)
-    out = {"method": method, "T": T, "meta_order": order, "meta_every": every, "bf16": bool(bf16), "median_s": per_iter, "times_s": times,
+    out = {"method": method, "T": T, "meta_order": order, "meta_every": every, "bf16": bool(bf16),
+           "cuda_graph": bool(graph), "median_s": per_iter, "times_s": times,
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if trainer.device.type == "cuda":
         out["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
@@ -71,29 +74,30 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--out")
-    p.add_argument("--one", nargs=5, metavar=("METHOD", "T", "ORDER", "EVERY", "BF16"), help=argparse.SUPPRESS)
+    p.add_argument("--one", nargs=6, metavar=("METHOD", "T", "ORDER", "EVERY", "BF16", "GRAPH"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        method, T, order, every, bf16 = args.one
-        print(json.dumps(one(method, int(T), order, int(every), int(bf16), args.device, args.iters, args.warmup,
-                             args.batch)))
+        method, T, order, every, bf16, graph = args.one
+        print(json.dumps(one(method, int(T), order, int(every), int(bf16), int(graph), args.device, args.iters,
+                             args.warmup, args.batch)))
         return
     import torch
     rows = []
-    configs = CONFIGS + (BF16 if args.device.startswith("cuda") else [])
-    for method, T, order, every, bf16 in configs:
-        cmd = [sys.executable, __file__, "--one", method, str(T), order, str(every), str(bf16), "--device", args.device,
+    configs = CONFIGS + (GPU_ONLY if args.device.startswith("cuda") else [])
+    for method, T, order, every, bf16, graph in configs:
+        cmd = [sys.executable, __file__, "--one", method, str(T), order, str(every), str(bf16), str(graph),
+               "--device", args.device,
                "--iters", str(args.iters), "--warmup", str(args.warmup), "--batch", str(args.batch)]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
-        print(f"  measured {method} T={T} {order} every={every} bf16={bf16}: {rows[-1]['median_s']:.3f} s",
+        print(f"  measured {method} T={T} {order} every={every} bf16={bf16} graph={graph}: {rows[-1]['median_s']:.3f} s",
               file=sys.stderr, flush=True)
-    base = {r["bf16"]: r["median_s"] for r in rows if r["method"] == "scratch"}   # scratch at the same precision
+    base = {(r["bf16"], r["cuda_graph"]): r["median_s"] for r in rows if r["method"] == "scratch"}   # scratch, same mode
     print(f"{'method':<16}{'T':>3}{'meta-gradient':>22}{'s/iter':>10}{'x scratch':>11}{'peak RSS MiB':>14}")
     for r in rows:
-        r["ratio_to_scratch"] = r["median_s"] / base[r["bf16"]]
+        r["ratio_to_scratch"] = r["median_s"] / base[(r["bf16"], r["cuda_graph"])]
         variant = "-" if r["method"] != "l2t-ww" else (
             r["meta_order"] + ("" if r["meta_every"] == 1 else f", every {r['meta_every']}"))
-        variant += ", bf16" if r["bf16"] else ""
+        variant += (", bf16" if r["bf16"] else "") + (", graph" if r["cuda_graph"] else "")
         print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant:>22}{r['median_s']:>10.3f}"
               f"{r['ratio_to_scratch']:>11.2f}{r['peak_rss_mib']:>14.0f}"
               + (f"  cuda {r['cuda_max_allocated_mib']:.0f} MiB" if "cuda_max_allocated_mib" in r else ""))

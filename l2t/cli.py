@@ -76,7 +76,8 @@ def cmd_reproduce(args):
     from .reproduce import reproduce
     reproduce(args.experiment, scale=args.scale, seeds=args.seeds, methods=args.methods, out=args.out,
               column=args.column, samples=args.samples, device=args.device, dry_run=args.dry_run,
-              max_iters=args.max_iters, meta_order=args.meta_order, meta_every=args.meta_every)
+              max_iters=args.max_iters, meta_order=args.meta_order, meta_every=args.meta_every,
+              cuda_graph=args.cuda_graph)
 
 
 def cmd_train_source(args):
@@ -119,6 +120,8 @@ def main(argv=None):
     p.add_argument("--meta-order", choices=["exact", "first"], default="exact",
                    help="figure5: L2T runs with the first-order meta-gradient (at the exact method's lr)")
     p.add_argument("--meta-every", type=int, default=1, help="figure5: L2T runs update phi every k-th iteration")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="replay each iteration as CUDA graphs (same computation, fewer launches; GPU only)")
     p.set_defaults(func=cmd_reproduce)
     p = sub.add_parser("train-source", help="train a source network (CIFAR ResNet) in the paper's checkpoint format")
     p.add_argument("--arch", default="resnet32", choices=["resnet20", "resnet32", "resnet44", "resnet56"])

@@ -67,7 +67,8 @@ def sgd_step(params, grads, bufs, lr, momentum, weight_decay):
         if momentum:
             d = d if bufs.get(k) is None else torch.add(d, bufs[k], alpha=momentum)
             new_bufs[k] = d
-        new_params[k] = torch.add(params[k], d, alpha=-lr)
+        new_params[k] = (torch.add(params[k], d, alpha=-lr) if not torch.is_tensor(lr)
+                         else torch.addcmul(params[k], d, lr, value=-1))   # a tensor lr: no host value in a CUDA graph
     return new_params, new_bufs
 
 
@@ -82,7 +83,7 @@ def optimizer_state(optimizer, named):
 
 
 def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, optimizer, beta, T=2,
-                  order="exact"):
+                  order="exact", lr=None):
     """grad_phi L_org(theta_{T+1}) (Alg. 1 lines 5-8) and the lookahead's final CE, as ``(loss, theta_{T+1})``.
 
     ``what_w``/``where_l`` are the meta-networks' outputs on this batch (lists per pair, still attached to
@@ -91,10 +92,12 @@ def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, opt
     ``order="first"`` is a cheaper approximation, never the default: every gradient in the lookahead is
     taken at a detached copy of theta_t, so the Hessian terms d(grad)/d(theta) are dropped while the
     direct dependence of each matching gradient on phi (through w and lambda) is kept.
+    ``lr`` overrides the optimizer's current learning rate (a 0-dim tensor when replayed as a CUDA graph).
     """
     named_model = dict(model.named_parameters())
     named_reg = {"r." + k: v for k, v in regressors.named_parameters()}
-    lr, momentum, wd, bufs = optimizer_state(optimizer, {**named_model, **named_reg})
+    group_lr, momentum, wd, bufs = optimizer_state(optimizer, {**named_model, **named_reg})
+    lr = group_lr if lr is None else lr
     theta = {k: v.detach().requires_grad_() for k, v in {**named_model, **named_reg}.items()}
     buffers = dict(model.named_buffers())
     model_keys = list(named_model)

@@ -54,12 +54,15 @@ def _source_name(spec):
     return arch if path in ("", "paper") else Path(path).name.split(".")[0]
 
 
-def run_once(cfg, results, runs, device):
-    """Run ``cfg`` unless its result exists; resumes its checkpoint; returns the result dict."""
+def run_once(cfg, results, runs, device, cuda_graph=False):
+    """Run ``cfg`` unless its result exists; resumes its checkpoint; returns the result dict.
+
+    ``device`` and ``cuda_graph`` say how to run, not what: they are not part of the run's name.
+    """
     path = Path(results) / f"{run_id(cfg)}.json"
     if path.exists():
         return json.loads(path.read_text())
-    cfg = replace(cfg, out=str(Path(runs) / run_id(cfg)), device=device)
+    cfg = replace(cfg, out=str(Path(runs) / run_id(cfg)), device=device, cuda_graph=cuda_graph)
     result = Trainer(cfg).fit(resume=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(path, json.dumps(result, indent=1))
@@ -80,7 +83,7 @@ def figure5_seeds(n):
 
 
 def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="auto", dry_run=False,
-            max_iters=None, meta_order="exact", meta_every=1):
+            max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False):
     """Figure 5: accuracy vs samples per class, one line per method (resumable).
 
     ``meta_order``/``meta_every`` run L2T methods with a cheaper meta-gradient option (results named with
@@ -102,7 +105,7 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
                     for lr in LR_GRID]
             plan += [("lr-grid", c) for c in grid]
             if not dry_run:
-                scores = {c.lr: run_once(c, results, runs, device)["best_val_acc"] for c in grid}
+                scores = {c.lr: run_once(c, results, runs, device, cuda_graph)["best_val_acc"] for c in grid}
                 chosen[m] = max(LR_GRID, key=lambda lr: (scores[lr], lr))
                 record_lr_choice(results, m + variant(base), scores, chosen[m], min(samples))
             else:
@@ -112,7 +115,7 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
                 cfg = _options_for(replace(base, method=m, samples_per_class=n, seed=seed, lr=chosen.get(m) or base.lr))
                 plan.append(("run", cfg))
                 if not dry_run:
-                    run_once(cfg, results, runs, device)
+                    run_once(cfg, results, runs, device, cuda_graph)
                     summarize_figure5(results, verbose=False)   # the partial figure is always current
     if dry_run:
         for kind, cfg in plan:
@@ -217,7 +220,8 @@ TABLE1_COLUMNS = {
 }
 
 
-def table1(scale, column, seeds=None, methods=None, out=None, device="auto", dry_run=False, max_iters=None):
+def table1(scale, column, seeds=None, methods=None, out=None, device="auto", dry_run=False, max_iters=None,
+           cuda_graph=False):
     """Table 1: one column, the paper's split, 200 epochs, the paper's optimisers, three seeds."""
     if column not in TABLE1_COLUMNS:
         raise ValueError(f"table1 --column must be one of {', '.join(TABLE1_COLUMNS)}, got {column!r}")
@@ -225,10 +229,10 @@ def table1(scale, column, seeds=None, methods=None, out=None, device="auto", dry
     if scale == "quick":
         base = replace(base, samples_per_class=10, epochs=20, eval_every=5)
     plan = [replace(base, method=m, seed=s) for m in (methods or TABLE1_METHODS) for s in (seeds or [0, 1, 2])]
-    return _run_plan(plan, out or f"results/table1-{column}-{scale}", device, dry_run)
+    return _run_plan(plan, out or f"results/table1-{column}-{scale}", device, dry_run, cuda_graph)
 
 
-def table2(scale, seeds=None, out=None, device="auto", dry_run=False, max_iters=None):
+def table2(scale, seeds=None, out=None, device="auto", dry_run=False, max_iters=None, cuda_graph=False):
     """Table 2: multi-source L2T-ww on STL-10 (the paper's source plus a second one)."""
     from .data import data_root
     base = Config(method="l2t-ww", dataset="stl10", split="paper", target="vgg9", max_iters=max_iters)
@@ -240,7 +244,7 @@ def table2(scale, seeds=None, out=None, device="auto", dry_run=False, max_iters=
         plan += [replace(base, sources=["resnet32:paper", spec], seed=s) for s in (seeds or [0, 1, 2])]
         if not dry_run:
             ensure_source(spec, scale, device)
-    return _run_plan(plan, out or f"results/table2-{scale}", device, dry_run)
+    return _run_plan(plan, out or f"results/table2-{scale}", device, dry_run, cuda_graph)
 
 
 def ensure_source(spec, scale, device):
@@ -267,25 +271,26 @@ def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_ite
     return result
 
 
-def _run_plan(plan, results, device, dry_run):
+def _run_plan(plan, results, device, dry_run, cuda_graph=False):
     results = Path(results)
     for cfg in plan:
         if dry_run:
             print(f"run      {run_id(cfg)}  {json.dumps(asdict(cfg))}")
         else:
-            run_once(cfg, results, Path("runs") / results.name, device)
+            run_once(cfg, results, Path("runs") / results.name, device, cuda_graph)
     return plan
 
 
 def reproduce(experiment, scale="quick", seeds=None, methods=None, out=None, column=None, samples=None,
-              device="auto", dry_run=False, max_iters=None, meta_order="exact", meta_every=1):
+              device="auto", dry_run=False, max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False):
     """Dispatch ``l2t reproduce <experiment>``."""
     if experiment == "figure5":
-        return figure5(scale, seeds, methods, samples, out, device, dry_run, max_iters, meta_order, meta_every)
+        return figure5(scale, seeds, methods, samples, out, device, dry_run, max_iters, meta_order, meta_every,
+                       cuda_graph)
     if (meta_order, meta_every) != ("exact", 1):
         raise ValueError("--meta-order/--meta-every are for figure5 (the paper's tables use Algorithm 1 exactly)")
     if experiment == "table1":
-        return table1(scale, column or "stl10", seeds, methods, out, device, dry_run, max_iters)
+        return table1(scale, column or "stl10", seeds, methods, out, device, dry_run, max_iters, cuda_graph)
     if experiment == "table2":
-        return table2(scale, seeds, out, device, dry_run, max_iters)
+        return table2(scale, seeds, out, device, dry_run, max_iters, cuda_graph)
     raise ValueError(f"unknown experiment {experiment!r}; choose figure5, table1 or table2")

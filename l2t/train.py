@@ -56,6 +56,7 @@ class Config:
     meta_every: int = 1          # update phi every k-th iteration (1 = Algorithm 1 exactly)
     meta_order: str = "exact"    # "first": cheaper meta-gradient without Hessian terms (an approximation)
     bf16: bool = False           # bf16 autocast for the first-order parts (source pass, line-4 step); lookahead stays fp32
+    cuda_graph: bool = False     # replay each iteration as CUDA graphs (l2t.cudagraph); CUDA only
     at_beta: float = 1e3
     lwf_weight: float = 1.0
     seed: int = 0
@@ -187,6 +188,12 @@ class Trainer:
                                      cfg.workers)
         self.epoch, self.iteration = 0, 0
         self.elapsed = 0.0   # seconds of training so far, across resumes
+        self.graphed = None
+        if cfg.cuda_graph:
+            if self.device.type != "cuda":
+                raise ValueError(f"--cuda-graph needs a CUDA device; this run's device is {self.device}")
+            from .cudagraph import GraphedStep
+            self.graphed = GraphedStep(self)
         self.best = {"epoch": -1, "val_acc": -1.0, "state": None}
 
     def _pairs(self):
@@ -205,9 +212,33 @@ class Trainer:
     # ---- one iteration (Algorithm 1) ----
     def step(self, x, y):
         """Alg. 1 for one batch: an SGD step on L_total (line 4), then the meta-update of phi (lines 5-8)."""
+        if self.graphed is not None:
+            return self.graphed(x, y)   # the same computation, replayed as CUDA graphs (--cuda-graph)
+        return self.eager_step(x, y)
+
+    def eager_step(self, x, y):
+        """``step`` run op by op."""
+        loss, right, lam, *phi_inputs = self.line4(x, y)
+        self.optimizer.step()
+        if self.meta_now():
+            self.meta(x, y, *phi_inputs)
+            self.meta_optimizer.step()
+        self.iteration += 1
+        return loss, right, lam
+
+    def meta_now(self):
+        """Whether this iteration updates phi (every iteration, or every ``meta_every``-th)."""
+        return self.meta_optimizer is not None and self.iteration % self.cfg.meta_every == 0
+
+    def line4(self, x, y):
+        """Alg. 1 line 4 up to the gradients of L_total (the caller steps the optimizer).
+
+        Returns ``(loss, correct, lambda, source_features, what_w, where_l)``; the last three feed ``meta``.
+        """
         cfg, m = self.cfg, self.m
         s_logits, s_feats = None, []
-        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16,
+                             cache_enabled=not cfg.cuda_graph)
         if self.sources:
             with torch.no_grad(), amp:  # the source runs once per batch; every step below reuses its features
                 for src in self.sources:
@@ -231,19 +262,18 @@ class Trainer:
                 loss = loss + cfg.lwf_weight * lwf_loss(self.lwf_head(pooled(t_feats[-1])), s_logits)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
-        if self.meta_optimizer is not None and self.iteration % cfg.meta_every == 0:
-            phi = [p for g in self.meta_optimizer.param_groups for p in g["params"]]
-            with no_tf32():   # TF32 convolutions (cuDNN's default) swamp the meta-gradient with rounding noise
-                outer, _ = meta_gradient(self.model, self.regressors, s_feats, x, y, what_w, where_l,
-                                         self.optimizer, cfg.beta, cfg.T, cfg.meta_order)
-                grads = torch.autograd.grad(outer, phi, allow_unused=True)
-            for p, g in zip(phi, grads):
-                p.grad = g
-            self.meta_optimizer.step()
-        self.iteration += 1
         lam = torch.stack([l.detach().mean() for l in where_l]) if where_l is not None else None
-        return loss.detach(), (logits.argmax(1) == y).sum(), lam
+        return loss.detach(), (logits.argmax(1) == y).sum(), lam, s_feats, what_w, where_l
+
+    def meta(self, x, y, s_feats, what_w, where_l, lr=None):
+        """Alg. 1 lines 5-8 up to grad_phi, which it puts on phi's ``.grad`` (the caller steps Adam)."""
+        phi = [p for g in self.meta_optimizer.param_groups for p in g["params"]]
+        with no_tf32():   # TF32 convolutions (cuDNN's default) swamp the meta-gradient with rounding noise
+            outer, _ = meta_gradient(self.model, self.regressors, s_feats, x, y, what_w, where_l,
+                                     self.optimizer, self.cfg.beta, self.cfg.T, self.cfg.meta_order, lr=lr)
+            grads = torch.autograd.grad(outer, phi, allow_unused=True)
+        for p, g in zip(phi, grads):
+            p.grad = g
 
     # ---- the loop ----
     def fit(self, resume=False, progress=True):

@@ -167,3 +167,19 @@ def test_first_order_option_drops_only_hessian_terms():
     with pytest.raises(ValueError, match="order must be"):
         target, source, regressors, what, where, opt, x, y, sf = setup(1)
         meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, 1, "second")
+
+
+def test_a_tensor_learning_rate_gives_the_same_meta_gradient():
+    """CUDA graphs replay the lookahead with lr as a 0-dim tensor; value and gradient must not change."""
+    target, source, regressors, what, where, opt, x, y, sf = setup(2)
+    phi = phi_of(what, where)
+    out = {}
+    for name, lr in (("float", None), ("tensor", torch.tensor(LR, dtype=torch.float64))):
+        outer, _ = meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, 2, lr=lr)
+        out[name] = (outer, torch.autograd.grad(outer, phi))
+    assert torch.allclose(out["float"][0], out["tensor"][0], rtol=1e-14)
+    for a, b in zip(out["float"][1], out["tensor"][1]):
+        assert torch.allclose(a, b, rtol=1e-11, atol=1e-14)
+    half, _ = meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, 2,
+                            lr=torch.tensor(LR / 2, dtype=torch.float64))
+    assert not torch.allclose(half, out["float"][0])   # the tensor is really the lookahead's lr

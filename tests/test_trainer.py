@@ -156,3 +156,26 @@ def test_bf16_first_order_parts_keep_the_meta_gradient_within_tolerance(tmp_path
     fp32, bf16 = error(meta_gradient_of_one_step(tmp_path, "fp32", 0.01)), error(meta_gradient_of_one_step(tmp_path, "bf16", 0.01))
     assert fp32 < 0.10, fp32
     assert 0 < bf16 < 0.30, bf16
+
+
+def test_cuda_graph_option_needs_a_gpu(tmp_path):
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        run(tmp_path, method="l2t-ww", cuda_graph=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("method", ["scratch", "l2t-ww"])
+def test_cuda_graph_replay_trains_like_the_eager_step(tmp_path, method):
+    """Six iterations (three eager warm-up, capture, three replays) land where six eager ones do."""
+    trainers = [run(tmp_path, name, method=method, device="cuda", cuda_graph=graph)
+                for name, graph in (("eager", False), ("graph", True))]
+    x, y = next(iter(trainers[0].train_loader))
+    for _ in range(6):
+        out = [t.step(x, y) for t in trainers]
+        assert torch.allclose(out[0][0], out[1][0], rtol=1e-4, atol=1e-5)
+    assert list(trainers[1].graphed.captured) == [len(y)]   # it did capture, and replayed three times
+    for a, b in zip(trainers[0].model.parameters(), trainers[1].model.parameters()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
+    if method == "l2t-ww":
+        for a, b in zip(trainers[0].what.parameters(), trainers[1].what.parameters()):
+            assert torch.allclose(a, b, rtol=1e-3, atol=1e-7)
