@@ -190,7 +190,7 @@ def summarize_figure5(results, verbose=True):
         hours[kind] = hours.get(kind, 0.0) + r.get("wall_time_s", 0.0) / 3600
     if hours:
         lines += ["", "Training time of every run in this folder (lr grid included): " +
-                  ", ".join(f"{h:.1f} {k}-hours" for k, h in sorted(hours.items())) + "."]
+                  ", ".join(f"{h:.2f} {k}-hours" for k, h in sorted(hours.items())) + "."]
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
     (results / "summary.md").write_text("\n".join(lines) + "\n")
     if summary:   # figure5.png: the paper's five lines; paired.png: every method and option, seed by seed

@@ -164,7 +164,7 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     text = (folder / "summary.md").read_text()
     assert "s2: 13.00*" in text and "12.00" not in text
     assert "s1: 32.00†" in text and "s0: 30.00," in text and "† run on NVIDIA H200" in text
-    assert "0.5 GPU-hours" in text and "2.0 CPU-hours" in text   # 4 CPU runs and 1 GPU run of 30 min each
+    assert "0.50 GPU-hours" in text and "2.00 CPU-hours" in text   # 4 CPU runs and 1 GPU run of 30 min each
     assert (folder / "figure5.png").stat().st_size > 1000
 
 
