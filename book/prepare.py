@@ -43,6 +43,10 @@ def figure5_fragment():
     if (FIG5 / "figure5.png").exists():
         parts.append("```{figure} /results/figure5-quick/figure5.png\n:name: fig-figure5-quick\n:width: 90%\n\n"
                      "CPU-scale Figure 5: test accuracy against training images per class.\n```\n")
+    if (FIG5 / "paired.png").exists():
+        parts.append("```{figure} /results/figure5-quick/paired.png\n:name: fig-figure5-paired\n:width: 100%\n\n"
+                     "The same runs seed by seed, with the ablation and the cheaper options: a seed's points are "
+                     "joined across methods (same training images); black bars are means.\n```\n")
     if (FIG5 / "summary.md").exists():
         parts.append("```{include} /results/figure5-quick/summary.md\n```\n")
     if not parts:
