@@ -11,9 +11,11 @@ FIG5_SAMPLES = (10, 25, 50, 100)
 def figure5_status(folder):
     """Figure 5 runs that count (their method's lr is chosen and theirs is it), lr-grid runs still pending, and what is missing.
 
-    Returns ``{'lr_choice', 'counted', 'pending_grid', 'missing', 'planned'}``: ``counted`` are result dicts,
-    ``pending_grid`` maps a method whose lr is not chosen yet to its lr-grid results so far, ``missing``
-    lists the planned ``(method, N, seed)`` without a counted result. A missing folder gives empty lists.
+    Returns ``{'lr_choice', 'counted', 'extra', 'pending_grid', 'missing', 'planned'}``: ``counted`` are the
+    result dicts of the paper's five methods run exactly, ``extra`` those of ablations (``fm-all-to-all``)
+    and cheaper meta-gradient options (``-every4``, ``-first``) at their chosen lr, ``pending_grid`` maps a
+    method whose lr is not chosen yet to its lr-grid results so far, ``missing`` lists the planned
+    ``(method, N, seed)`` without a counted result. A missing folder gives empty lists.
     """
     folder = Path(folder)
     choice_file = folder / "lr_choice.json"
@@ -21,33 +23,33 @@ def figure5_status(folder):
         choice = json.loads(choice_file.read_text()) if choice_file.exists() else {}
     except json.JSONDecodeError:   # being rewritten right now
         choice = {}
-    counted, pending = [], {}
+    counted, extra, pending = [], [], {}
     for r in _results(folder).values():
         c = r["config"]
         if c.get("max_iters"):     # a recipe check (--max-iters), not a real run
             continue
         if c["method"] in choice:
             if c["lr"] == choice[c["method"]]["chosen_lr"]:
-                counted.append(r)
+                paper_line = c["method"] in FIG5_METHODS and not variant(c)
+                (counted if paper_line else extra).append(r)
         else:
             pending.setdefault(c["method"], []).append(r)
     planned = [(m, n, s) for m in FIG5_METHODS for n in FIG5_SAMPLES for s in figure5_seeds(n)]
-    have = {(r["config"]["method"], r["config"]["samples_per_class"], r["config"]["seed"]) for r in counted
-            if not variant(r["config"])}   # a cheaper meta-gradient option is not the planned exact run
-    return {"lr_choice": choice, "counted": counted, "pending_grid": pending,
+    have = {(r["config"]["method"], r["config"]["samples_per_class"], r["config"]["seed"]) for r in counted}
+    return {"lr_choice": choice, "counted": counted, "extra": extra, "pending_grid": pending,
             "missing": [p for p in planned if p not in have], "planned": planned}
 
 
 def copy_counted(folder, destination):
-    """Copy the counted result files and ``lr_choice.json`` of ``folder`` to ``destination`` (for ``summarize_figure5``)."""
+    """Copy the counted and extra result files and ``lr_choice.json`` of ``folder`` to ``destination`` (for ``summarize_figure5``)."""
     folder, destination = Path(folder), Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
     status = figure5_status(folder)
-    keep = [(r["config"]["method"], r["config"]["samples_per_class"], r["config"]["seed"], r["config"]["lr"])
-            for r in status["counted"]]
+    keep = [(r["config"]["method"] + variant(r["config"]), r["config"]["samples_per_class"], r["config"]["seed"],
+             r["config"]["lr"]) for r in status["counted"] + status["extra"]]
     for name, r in _results(folder).items():
         c = r["config"]
-        if (c["method"], c["samples_per_class"], c["seed"], c["lr"]) in keep:
+        if (c["method"] + variant(c), c["samples_per_class"], c["seed"], c["lr"]) in keep:
             shutil.copy(folder / name, destination / name)
     if (folder / "lr_choice.json").exists():
         shutil.copy(folder / "lr_choice.json", destination / "lr_choice.json")

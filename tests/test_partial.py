@@ -22,7 +22,8 @@ def test_status_separates_counted_pending_and_missing(tmp_path):
     (tmp_path / "scratch-n25-s0-lr0.03-every4.json").write_text(json.dumps(r))   # an option, not the planned run
     (tmp_path / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.03}}))
     status = figure5_status(tmp_path)
-    assert sorted((r["config"]["seed"], r["config"]["lr"]) for r in status["counted"]) == [(0, 0.03), (0, 0.03), (1, 0.03)]
+    assert sorted((r["config"]["seed"], r["config"]["lr"]) for r in status["counted"]) == [(0, 0.03), (1, 0.03)]
+    assert [r["config"]["samples_per_class"] for r in status["extra"]] == [25]   # the option: extra, not counted
     assert list(status["pending_grid"]) == ["lwf"]
     assert ("scratch", 10, 2) in status["missing"] and ("scratch", 10, 0) not in status["missing"]
     assert ("scratch", 25, 0) in status["missing"]
