@@ -28,8 +28,9 @@ class GraphedStep:
     def __call__(self, x, y):
         """One iteration of Alg. 1; returns ``(loss, correct, lambda)`` like ``Trainer.step``."""
         t, size = self.trainer, len(y)
-        if self.eager_steps.get(size, 0) < self.warmup:   # warm-up on a side stream, as capture requires
-            self.eager_steps[size] = self.eager_steps.get(size, 0) + 1
+        done = self.eager_steps.get(size, 0)
+        if done < self.warmup:   # warm-up on a side stream, as capture requires
+            self.eager_steps[size] = done + 1
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):

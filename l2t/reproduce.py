@@ -156,8 +156,8 @@ def summarize_figure5(results, verbose=True):
     """Per method and N: per-seed test accuracies (collapsed runs marked), mean ± std; writes summary files."""
     results = Path(results)
     choice = json.loads((results / "lr_choice.json").read_text()) if (results / "lr_choice.json").exists() else {}
-    table = {}
-    for r in load_results(results):
+    table, runs = {}, load_results(results)
+    for r in runs:
         c = r["config"]
         name = c["method"] + variant(c)
         key = name if name in choice else c["method"]   # a cheaper option may reuse the exact method's lr
@@ -185,7 +185,7 @@ def summarize_figure5(results, verbose=True):
     if gpus:   # the same protocol, run on a GPU
         lines += ["", f"† run on {', '.join(sorted(gpus))} with the same protocol; every other run on the CPU."]
     hours = {}   # what the whole folder cost, lr-grid runs and cheaper options included
-    for r in load_results(results):
+    for r in runs:
         kind = "GPU" if on_gpu(r) else "CPU"
         hours[kind] = hours.get(kind, 0.0) + r.get("wall_time_s", 0.0) / 3600
     if hours:
