@@ -131,10 +131,14 @@ def _options_for(cfg):
 
 
 def record_lr_choice(results, method, scores, choice, n):
+    """Keep the lr the grid chose for ``method`` in lr_choice.json, with every lr's best validation accuracy."""
     path = Path(results) / "lr_choice.json"
     table = json.loads(path.read_text()) if path.exists() else {}
-    table[method] = {"chosen_lr": choice, "best_val_acc_by_lr": {f"{k:g}": v for k, v in scores.items()},
-                     "chosen_at": f"N={n} per class, seed 0, by best validation accuracy"}
+    entry = {"chosen_lr": choice, "best_val_acc_by_lr": {f"{k:g}": v for k, v in scores.items()},
+             "chosen_at": f"N={n} per class, seed 0, by best validation accuracy"}
+    if table.get(method) == entry:   # a resumed or a parallel process: nothing to write
+        return
+    table[method] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(path, json.dumps(table, indent=1))
 

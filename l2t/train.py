@@ -440,7 +440,8 @@ def percent(preds, labels):
 
 
 def _atomic_write_text(path, text):
-    tmp = Path(str(path) + ".tmp")
+    """Write ``text`` to ``path`` atomically; processes writing the same path at once do not collide."""
+    tmp = Path(f"{path}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 

@@ -1,5 +1,6 @@
 """The command line and the reproduction recipes, on real data (short) and on tiny stand-in data."""
 import json
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -197,3 +198,27 @@ def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their
     assert (folder / "paired.png").stat().st_size > 1000   # ... every method and option goes on the paired plot
     with pytest.raises(ValueError, match="for figure5"):
         R.reproduce("table1", column="stl10", dry_run=True, meta_order="first")
+
+
+def _write_many(path, k):
+    for i in range(200):
+        R.record_lr_choice(path, f"m{k}", {0.01: float(i)}, 0.01, 10)
+
+
+def test_parallel_reproduce_processes_can_share_a_results_folder(tmp_path):
+    # Several `reproduce figure5` processes (one per N, on one GPU) record lr choices in the same folder;
+    # with a shared temporary name one process's rename used to find the file already moved.
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_write_many, args=(tmp_path, k)) for k in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    table = json.loads((tmp_path / "lr_choice.json").read_text())
+    assert table and all(v["chosen_lr"] == 0.01 for v in table.values())
+    assert not list(tmp_path.glob("*.tmp"))
+    R.record_lr_choice(tmp_path, "scratch", {0.01: 35.6}, 0.01, 10)
+    before = (tmp_path / "lr_choice.json").stat().st_mtime_ns
+    R.record_lr_choice(tmp_path, "scratch", {0.01: 35.6}, 0.01, 10)   # unchanged: not rewritten
+    assert (tmp_path / "lr_choice.json").stat().st_mtime_ns == before
