@@ -45,11 +45,10 @@ def copy_counted(folder, destination):
     folder, destination = Path(folder), Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
     status = figure5_status(folder)
-    keep = [(r["config"]["method"] + variant(r["config"]), r["config"]["samples_per_class"], r["config"]["seed"],
-             r["config"]["lr"]) for r in status["counted"] + status["extra"]]
+    key = lambda c: (c["method"] + variant(c), c["samples_per_class"], c["seed"], c["lr"])
+    keep = {key(r["config"]) for r in status["counted"] + status["extra"]}
     for name, r in _results(folder).items():
-        c = r["config"]
-        if (c["method"] + variant(c), c["samples_per_class"], c["seed"], c["lr"]) in keep:
+        if key(r["config"]) in keep:
             shutil.copy(folder / name, destination / name)
     if (folder / "lr_choice.json").exists():
         shutil.copy(folder / "lr_choice.json", destination / "lr_choice.json")

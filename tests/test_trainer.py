@@ -173,20 +173,11 @@ def test_cuda_graph_replay_trains_like_the_eager_step(tmp_path, method):
     """
     trainers = [run(tmp_path, name, method=method, device="cuda", cuda_graph=graph, lr=0.01)
                 for name, graph in (("eager", False), ("graph", True))]
-    cudnn = torch.backends.cudnn
-    saved = cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32
-    cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32 = False, True, False
-    try:
-        _replays_match(trainers, method)
-    finally:
-        cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32 = saved
-
-
-def _replays_match(trainers, method):
     x, y = next(iter(trainers[0].train_loader))
-    for _ in range(6):
-        out = [t.step(x, y) for t in trainers]
-        assert torch.allclose(out[0][0], out[1][0], rtol=1e-4, atol=1e-5)
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
+        for _ in range(6):
+            out = [t.step(x, y) for t in trainers]
+            assert torch.allclose(out[0][0], out[1][0], rtol=1e-4, atol=1e-5)
     assert list(trainers[1].graphed.captured) == [len(y)]   # it did capture, and replayed three times
     for a, b in zip(trainers[0].model.parameters(), trainers[1].model.parameters()):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
