@@ -3,14 +3,8 @@
 # and a timed paper-scale STL-10 L2T-ww run (Table 1's recipe, seed 0), stopped after SECONDS if unfinished;
 # its per-epoch metrics (with elapsed wall time) give the whole run's time.
 #   usage: benchmarks/gpu.sh OUTDIR [SECONDS]        (L2T_DATA must hold stl10 and the source checkpoint)
-set -u
-out=${1:?usage: benchmarks/gpu.sh OUTDIR [SECONDS]}
-secs=${2:-300}
-mkdir -p "$out"
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
-  nproc; date -u; } | tee "$out/machine.txt"
+default_secs=300
+source "$(dirname "$0")/gpu_env.sh" "$@"
 python3 benchmarks/cuda_check.py --batch 64 --out "$out/cuda_check.json" 2>&1 | grep -v Warning | tail -40
 python3 benchmarks/step_time.py --device cuda --iters 10 --warmup 3 --out "$out/step_time-cuda.json" 2>&1 | tail -20
 rm -rf runs/gpu-stl10 /tmp/gpu-stl10

@@ -3,13 +3,8 @@
 # they? Runs the two GPU tests, the step time of scratch and exact L2T-ww with and without graphs, and a
 # timed paper-scale STL-10 L2T-ww run with graphs, stopped after SECONDS (its metrics give the whole run's time).
 #   usage: benchmarks/gpu_graph.sh OUTDIR [SECONDS]      (L2T_DATA must hold stl10 and the source checkpoint)
-set -u
-out=${1:?usage: benchmarks/gpu_graph.sh OUTDIR [SECONDS]}
-secs=${2:-180}
-mkdir -p "$out"
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  python3 -c "import torch; print('torch', torch.__version__)"; date -u; } | tee "$out/machine.txt"
+default_secs=180
+source "$(dirname "$0")/gpu_env.sh" "$@"
 if python3 -c "import pytest" 2>/dev/null; then
   python3 -m pytest -q -p no:cacheprovider tests/test_trainer.py -k cuda_graph 2>&1 | tail -15 | tee "$out/graph_tests.txt"
 else

@@ -17,14 +17,18 @@ def figure5_status(folder):
     method whose lr is not chosen yet to its lr-grid results so far, ``missing`` lists the planned
     ``(method, N, seed)`` without a counted result. A missing folder gives empty lists.
     """
-    folder = Path(folder)
+    return _status(Path(folder), _results(folder))
+
+
+def _status(folder, results):
+    """``figure5_status`` of ``folder`` from its already-read ``results`` (file name -> result dict)."""
     choice_file = folder / "lr_choice.json"
     try:
         choice = json.loads(choice_file.read_text()) if choice_file.exists() else {}
     except json.JSONDecodeError:   # being rewritten right now
         choice = {}
     counted, extra, pending = [], [], {}
-    for r in _results(folder).values():
+    for r in results.values():
         c = r["config"]
         if c.get("max_iters"):     # a recipe check (--max-iters), not a real run
             continue
@@ -44,11 +48,11 @@ def copy_counted(folder, destination):
     """Copy the counted and extra result files and ``lr_choice.json`` of ``folder`` to ``destination`` (for ``summarize_figure5``)."""
     folder, destination = Path(folder), Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
-    status = figure5_status(folder)
-    key = lambda c: (c["method"] + variant(c), c["samples_per_class"], c["seed"], c["lr"])
-    keep = {key(r["config"]) for r in status["counted"] + status["extra"]}
-    for name, r in _results(folder).items():
-        if key(r["config"]) in keep:
+    results = _results(folder)
+    status = _status(folder, results)
+    keep = {id(r) for r in status["counted"] + status["extra"]}   # the very dicts read above
+    for name, r in results.items():
+        if id(r) in keep:
             shutil.copy(folder / name, destination / name)
     if (folder / "lr_choice.json").exists():
         shutil.copy(folder / "lr_choice.json", destination / "lr_choice.json")

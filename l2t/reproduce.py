@@ -15,6 +15,7 @@ and continued. ``figure5 --scale quick`` is the CPU-scale protocol of the book's
 import json
 import shutil
 import statistics
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -133,14 +134,31 @@ def _options_for(cfg):
 def record_lr_choice(results, method, scores, choice, n):
     """Keep the lr the grid chose for ``method`` in lr_choice.json, with every lr's best validation accuracy."""
     path = Path(results) / "lr_choice.json"
-    table = json.loads(path.read_text()) if path.exists() else {}
     entry = {"chosen_lr": choice, "best_val_acc_by_lr": {f"{k:g}": v for k, v in scores.items()},
              "chosen_at": f"N={n} per class, seed 0, by best validation accuracy"}
-    if table.get(method) == entry:   # a resumed or a parallel process: nothing to write
-        return
-    table[method] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, json.dumps(table, indent=1))
+    with _exclusive(path):   # parallel processes (one per N) must not lose each other's choices
+        table = json.loads(path.read_text()) if path.exists() else {}
+        if table.get(method) == entry:   # a resumed or a parallel process: nothing to write
+            return
+        table[method] = entry
+        _atomic_write_text(path, json.dumps(table, indent=1))
+
+
+@contextmanager
+def _exclusive(path):
+    """Hold an exclusive lock on ``path``.lock for a read-modify-write (POSIX; no lock where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:   # Windows: one process at a time is the user's job
+        yield
+        return
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def load_results(results):

@@ -207,7 +207,8 @@ def _write_many(path, k):
 
 def test_parallel_reproduce_processes_can_share_a_results_folder(tmp_path):
     # Several `reproduce figure5` processes (one per N, on one GPU) record lr choices in the same folder;
-    # with a shared temporary name one process's rename used to find the file already moved.
+    # with a shared temporary name one process's rename used to find the file already moved, and without a
+    # lock one process's read-modify-write could drop the choice another had just written.
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_write_many, args=(tmp_path, k)) for k in range(3)]
     for p in procs:
@@ -216,7 +217,8 @@ def test_parallel_reproduce_processes_can_share_a_results_folder(tmp_path):
         p.join()
     assert [p.exitcode for p in procs] == [0, 0, 0]
     table = json.loads((tmp_path / "lr_choice.json").read_text())
-    assert table and all(v["chosen_lr"] == 0.01 for v in table.values())
+    assert sorted(table) == ["m0", "m1", "m2"]   # no process's read-modify-write lost another's choice
+    assert all(v["best_val_acc_by_lr"] == {"0.01": 199.0} for v in table.values())
     assert not list(tmp_path.glob("*.tmp"))
     R.record_lr_choice(tmp_path, "scratch", {0.01: 35.6}, 0.01, 10)
     before = (tmp_path / "lr_choice.json").stat().st_mtime_ns

@@ -6,32 +6,16 @@ import torch
 import torch.nn.functional as F
 
 from l2t.lookahead import meta_gradient
-from l2t.matching import Regressors, wfm_loss
-from l2t.meta import What, Where
-from tiny import tiny_problem
+from l2t.matching import wfm_loss
+from l2t.toy import toy_problem
 
-PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]
 LR, MOMENTUM, WD, BETA = 0.1, 0.9, 1e-2, 0.5
 
 
 def setup(T, seed=0):
-    target, source, x, y = tiny_problem(seed)
-    regressors = Regressors(PAIRS, source.feature_channels, target.feature_channels).double()
-    what = What(PAIRS, source.feature_channels).double()
-    where = Where(PAIRS, source.feature_channels).double()
-    with torch.no_grad():   # move phi away from its flat start so every term matters
-        for p in list(what.parameters()) + list(where.parameters()):
-            p.add_(0.3 * torch.randn_like(p))
-    params = list(target.parameters()) + list(regressors.parameters())
-    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WD)
-    # one ordinary step (Alg. 1 line 4) so that momentum buffers exist and are non-zero
-    _, sf = source(x)
-    logits, tf = target(x)
-    loss = F.cross_entropy(logits, y) + wfm_loss(regressors(sf, tf), beta=BETA)
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    return target, source, regressors, what, where, opt, x, y, sf
+    """The toy problem after one ordinary step (Alg. 1 line 4), so momentum buffers exist and are non-zero."""
+    p = toy_problem(seed, lr=LR, momentum=MOMENTUM, weight_decay=WD, beta=BETA)
+    return p.target, p.source, p.regressors, p.what, p.where, p.optimizer, p.x, p.y, p.source_features
 
 
 def phi_of(what, where):
