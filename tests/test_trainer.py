@@ -4,6 +4,7 @@ import time
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from l2t.methods import METHODS
 from l2t.models import build_model
@@ -72,6 +73,26 @@ def test_meta_networks_receive_nonzero_gradients_and_move(tmp_path):
     assert sum(float(g.abs().sum()) for g in grads) > 0
     after = trainer.meta_optimizer.param_groups[0]["params"]
     assert any(not torch.equal(a, b) for a, b in zip(after, before))
+
+
+def test_an_exact_step_does_no_repeated_work(tmp_path):
+    # Issue 4: source features once per batch, no replayed forwards. In one L2T-ww iteration the source runs
+    # once and the target T + 3 times (Alg. 1 line 4, T matching steps, the CE step, the outer loss), and each
+    # extra lookahead step adds the same FLOPs (counted by torch.utils.flop_counter: no timing noise).
+    flops = {}
+    for T in (1, 2, 3):
+        trainer = run(tmp_path, f"T{T}", method="l2t-ww", T=T)
+        calls = {"source": 0, "target": 0}
+        def counting(name):
+            return lambda *_: calls.update({name: calls[name] + 1})
+        trainer.sources[0].register_forward_pre_hook(counting("source"))
+        trainer.model.register_forward_pre_hook(counting("target"))
+        x, y = next(iter(trainer.train_loader))
+        with FlopCounterMode(display=False) as counter:
+            trainer.step(x, y)
+        assert calls == {"source": 1, "target": T + 3}
+        flops[T] = counter.get_total_flops()
+    assert flops[3] - flops[2] == flops[2] - flops[1] > 0
 
 
 def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
