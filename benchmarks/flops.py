@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from step_time import CONFIGS, make_trainer
+from step_time import CONFIGS, make_trainer, variant_label
 
 
 def count(method, T, order, every, batch):
@@ -25,8 +25,8 @@ def count(method, T, order, every, batch):
     with FlopCounterMode(display=False) as counter:
         for _ in range(every):
             trainer.step(x, y)
-    by_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
-    source = by_module.get(type(trainer.sources[0]).__name__, 0) if trainer.sources else 0
+    name = type(trainer.sources[0]).__name__ if trainer.sources else None
+    source = sum(counter.get_flop_counts().get(name, {}).values())
     return {"method": method, "T": T, "meta_order": order, "meta_every": every,
             "gflop": counter.get_total_flops() / every / 1e9, "source_gflop": source / every / 1e9}
 
@@ -43,9 +43,7 @@ def main():
     print(f"{'method':<16}{'T':>3}{'meta-gradient':>22}{'GFLOP':>10}{'x scratch':>11}{'source GFLOP':>14}")
     for r in rows:
         r["ratio_to_scratch"] = r["gflop"] / scratch
-        variant = "-" if r["method"] != "l2t-ww" else (
-            r["meta_order"] + ("" if r["meta_every"] == 1 else f", every {r['meta_every']}"))
-        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant:>22}{r['gflop']:>10.1f}"
+        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant_label(r):>22}{r['gflop']:>10.1f}"
               f"{r['ratio_to_scratch']:>11.2f}{r['source_gflop']:>14.1f}")
     report = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "batch": args.batch, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

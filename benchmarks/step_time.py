@@ -24,6 +24,13 @@ GPU_ONLY = [("scratch", 2, "exact", 1, 1, 0), ("l2t-ww", 2, "exact", 1, 1, 0),  
             ("scratch", 2, "exact", 1, 0, 1), ("l2t-ww", 2, "exact", 1, 0, 1)]    # CUDA graphs
 
 
+def variant_label(row):
+    """A result row's meta-gradient column: '-' for methods without one, else order, every k, bf16, graph."""
+    label = "-" if row["method"] != "l2t-ww" else (
+        row["meta_order"] + ("" if row["meta_every"] == 1 else f", every {row['meta_every']}"))
+    return label + (", bf16" if row.get("bf16") else "") + (", graph" if row.get("cuda_graph") else "")
+
+
 def make_trainer(method, T, order, every, bf16, device, batch, graph=0):
     """A Trainer on one random batch with the paper's source (else a random ResNet32) and a VGG9 target."""
     import torch
@@ -95,10 +102,7 @@ def main():
     print(f"{'method':<16}{'T':>3}{'meta-gradient':>22}{'s/iter':>10}{'x scratch':>11}{'peak RSS MiB':>14}")
     for r in rows:
         r["ratio_to_scratch"] = r["median_s"] / base[(r["bf16"], r["cuda_graph"])]
-        variant = "-" if r["method"] != "l2t-ww" else (
-            r["meta_order"] + ("" if r["meta_every"] == 1 else f", every {r['meta_every']}"))
-        variant += (", bf16" if r["bf16"] else "") + (", graph" if r["cuda_graph"] else "")
-        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant:>22}{r['median_s']:>10.3f}"
+        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant_label(r):>22}{r['median_s']:>10.3f}"
               f"{r['ratio_to_scratch']:>11.2f}{r['peak_rss_mib']:>14.0f}"
               + (f"  cuda {r['cuda_max_allocated_mib']:.0f} MiB" if "cuda_max_allocated_mib" in r else ""))
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
