@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+
 from .methods import method
 from .train import Config, Trainer, _atomic_write_text
 
@@ -95,9 +97,9 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
     base = replace(figure5_base(scale), max_iters=max_iters, meta_order=meta_order, meta_every=meta_every)
     methods = methods or FIG5_METHODS
     samples = samples or [10, 25, 50, 100]
-    plan, chosen = [], {}
-    if variant(base) and (results / "lr_choice.json").exists():   # compare the options at the same lr
-        chosen = {m: c["chosen_lr"] for m, c in json.loads((results / "lr_choice.json").read_text()).items()}
+    plan, chosen, recorded = [], {}, _recorded_lr(results)
+    if variant(base):   # compare the options at the same lr
+        chosen = dict(recorded)
     small, large = [n for n in sorted(samples) if n <= 25], [n for n in sorted(samples) if n > 25]
     # pass 1: per method (cheap first), its lr choice and the small-N runs; pass 2: the large-N runs
     for m, ns in [(m, small) for m in methods] + [(m, large) for m in methods]:
@@ -109,8 +111,8 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
                 scores = {c.lr: run_once(c, results, runs, device, cuda_graph)["best_val_acc"] for c in grid}
                 chosen[m] = max(LR_GRID, key=lambda lr: (scores[lr], lr))
                 record_lr_choice(results, m + variant(base), scores, chosen[m], min(samples))
-            else:
-                chosen[m] = None
+            else:   # a dry run shows the lr a finished grid chose
+                chosen[m] = recorded.get(m + variant(base))
         for n in ns:
             for seed in (seeds or figure5_seeds(n)):
                 cfg = _options_for(replace(base, method=m, samples_per_class=n, seed=seed, lr=chosen.get(m) or base.lr))
@@ -119,11 +121,41 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
                     run_once(cfg, results, runs, device, cuda_graph)
                     summarize_figure5(results, verbose=False)   # the partial figure is always current
     if dry_run:
-        for kind, cfg in plan:
-            print(f"{kind:8s} {run_id(cfg)}" + ("  (lr: the grid's choice)" if kind == "run" and scale == "quick" else ""))
+        open_lr = {m for m in methods if scale == "quick" and chosen.get(m) is None}
+        _print_plan([(kind, cfg, "  (lr: the grid's choice)" if kind == "run" and cfg.method in open_lr else "")
+                     for kind, cfg in plan], results, runs)
         return plan
     summarize_figure5(results)
     return plan
+
+
+def _recorded_lr(results):
+    """``{method: lr}`` from a results folder's lr_choice.json ({} before any grid has finished)."""
+    path = Path(results) / "lr_choice.json"
+    return {m: c["chosen_lr"] for m, c in json.loads(path.read_text()).items()} if path.exists() else {}
+
+
+def run_state(cfg, results, runs):
+    """Where a planned run stands: 'done' (its result JSON exists), 'resumes at epoch k/E' or 'to do'."""
+    if (Path(results) / f"{run_id(cfg)}.json").exists():
+        return "done"
+    ckpt = Path(runs) / run_id(cfg) / "checkpoint.pt"
+    if ckpt.exists():   # mmap: only the small header is read, not the weights
+        epoch = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+        return f"resumes at epoch {epoch}/{cfg.epochs}"
+    return "to do"
+
+
+def _print_plan(plan, results, runs):
+    """A dry run's listing: each run's kind, name and state, then how many are done and how many remain."""
+    states = {}   # by name: the grid's run at the chosen lr is also the seed-0 run
+    for kind, cfg, extra in plan:
+        states[run_id(cfg)] = run_state(cfg, results, runs)
+        print(f"{kind:8s} {states[run_id(cfg)]:24s} {run_id(cfg)}{extra}")
+    states = list(states.values())
+    done, resumes = states.count("done"), sum(s.startswith("resumes") for s in states)
+    print(f"{len(states)} runs in {results}: {done} done, {resumes} resume from a checkpoint, "
+          f"{len(states) - done - resumes} to do")
 
 
 def _options_for(cfg):
@@ -294,12 +326,12 @@ def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_ite
 
 
 def _run_plan(plan, results, device, dry_run, cuda_graph=False):
-    results = Path(results)
+    results, runs = Path(results), Path("runs") / Path(results).name
+    if dry_run:
+        _print_plan([("run", cfg, f"  {json.dumps(asdict(cfg))}") for cfg in plan], results, runs)
+        return plan
     for cfg in plan:
-        if dry_run:
-            print(f"run      {run_id(cfg)}  {json.dumps(asdict(cfg))}")
-        else:
-            run_once(cfg, results, Path("runs") / results.name, device, cuda_graph)
+        run_once(cfg, results, runs, device, cuda_graph)
     return plan
 
 

@@ -224,3 +224,23 @@ def test_parallel_reproduce_processes_can_share_a_results_folder(tmp_path):
     before = (tmp_path / "lr_choice.json").stat().st_mtime_ns
     R.record_lr_choice(tmp_path, "scratch", {0.01: 35.6}, 0.01, 10)   # unchanged: not rewritten
     assert (tmp_path / "lr_choice.json").stat().st_mtime_ns == before
+
+
+def test_dry_run_says_which_runs_are_done_which_resume_and_which_remain(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)   # checkpoints live in runs/<results folder name>/<run>
+    folder = tmp_path / "results" / "figure5-quick"
+    folder.mkdir(parents=True)
+    (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}}))
+    (folder / "scratch-n10-s0-lr0.01.json").write_text("{}")
+    ckpt = tmp_path / "runs" / "figure5-quick" / "scratch-n10-s1-lr0.01"
+    ckpt.mkdir(parents=True)
+    torch.save({"epoch": 40, "model": {"w": torch.zeros(3)}}, ckpt / "checkpoint.pt")
+    plan = R.figure5("quick", methods=["scratch", "at"], samples=[10], out=folder, dry_run=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert [R.run_id(c) for _, c in plan][3:6] == ["scratch-n10-s0-lr0.01", "scratch-n10-s1-lr0.01",
+                                                  "scratch-n10-s2-lr0.01"]   # the recorded lr, not a guess
+    state = {line.split()[-1] if "(" not in line else line.split()[-5]: line for line in lines[:-1]}
+    assert "done" in state["scratch-n10-s0-lr0.01"] and "resumes at epoch 40/200" in state["scratch-n10-s1-lr0.01"]
+    assert "to do" in state["scratch-n10-s2-lr0.01"] and "grid's choice" in state["at-n10-s0-lr0.1"]
+    assert "grid's choice" not in state["scratch-n10-s2-lr0.01"]
+    assert lines[-1] == f"10 runs in {folder}: 1 done, 1 resume from a checkpoint, 8 to do"
