@@ -116,7 +116,8 @@ def main(argv=None):
     p.add_argument("--out", help="results folder")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-iters", type=int, help="stop every run after this many iterations (recipe check)")
-    p.add_argument("--dry-run", action="store_true", help="list the runs, their configs and which are done or resume from a checkpoint; run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs, their configs and which are done or resume from a checkpoint; run nothing")
     p.add_argument("--meta-order", choices=["exact", "first"], default="exact",
                    help="figure5: L2T runs with the first-order meta-gradient (at the exact method's lr)")
     p.add_argument("--meta-every", type=int, default=1, help="figure5: L2T runs update phi every k-th iteration")
