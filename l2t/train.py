@@ -31,6 +31,7 @@ from .models import build_model, image_size, load_source
 from .pairs import CONFIGS, parse_pairs
 
 VAL_SEED = 2019  # the validation subset is the same for every run, method and seed
+CKPT_SECONDS = 600  # also checkpoint at the first epoch end 10 minutes after the last save: a kill loses little
 
 
 @dataclass
@@ -288,6 +289,7 @@ class Trainer:
         metrics_path.write_text("".join(l + "\n" for l in lines))
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
         start = time.time() - self.elapsed   # a resumed run keeps counting from its checkpoint
+        saved = time.time()
         per_epoch = len(self.train_loader)
         total = cfg.epochs * per_epoch if cfg.max_iters is None else min(cfg.max_iters, cfg.epochs * per_epoch)
         bar = tqdm(total=total, initial=min(self.iteration, total), disable=not progress,
@@ -310,8 +312,9 @@ class Trainer:
                             val=f"{self.best['val_acc']:.1f}")
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            if self.epoch % cfg.ckpt_every == 0 or last:
+            if self.epoch % cfg.ckpt_every == 0 or last or time.time() - saved > CKPT_SECONDS:
                 self.save(ckpt)
+                saved = time.time()
         bar.close()
         result = self.result(time.time() - start)
         result["curves"] = [json.loads(l) for l in metrics_path.read_text().splitlines()]   # one row per epoch

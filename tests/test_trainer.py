@@ -121,6 +121,18 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypa
     assert elapsed[0] > 2.0 and elapsed == sorted(elapsed) and resumed["wall_time_s"] >= elapsed[-1]   # across the kill
 
 
+def test_a_slow_run_checkpoints_by_time_between_its_checkpoint_epochs(tmp_path, monkeypatch):
+    import l2t.train as train
+    saved = []
+    monkeypatch.setattr(Trainer, "save", lambda self, path: saved.append(self.epoch))
+    run(tmp_path, "fast", epochs=4, ckpt_every=100).fit(progress=False)
+    assert saved == [4]   # only the last epoch: every 100th epoch never comes, and the run is fast
+    saved.clear()
+    monkeypatch.setattr(train, "CKPT_SECONDS", 0.0)   # now every epoch takes "too long" since the last save
+    run(tmp_path, "slow", epochs=4, ckpt_every=100).fit(progress=False)
+    assert saved == [1, 2, 3, 4]
+
+
 def test_same_seed_gives_the_same_metrics_file(tmp_path):
     run(tmp_path, "a", method="fm-one-to-one").fit(progress=False)
     run(tmp_path, "b", method="fm-one-to-one").fit(progress=False)
