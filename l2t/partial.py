@@ -3,7 +3,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .reproduce import FIG5_METHODS, figure5_seeds, variant
+from .reproduce import FIG5_METHODS, figure5_seeds, read_lr_choice, variant
 
 FIG5_SAMPLES = (10, 25, 50, 100)
 
@@ -22,9 +22,8 @@ def figure5_status(folder):
 
 def _status(folder, results):
     """``figure5_status`` of ``folder`` from its already-read ``results`` (file name -> result dict)."""
-    choice_file = folder / "lr_choice.json"
     try:
-        choice = json.loads(choice_file.read_text()) if choice_file.exists() else {}
+        choice = read_lr_choice(folder)
     except json.JSONDecodeError:   # being rewritten right now
         choice = {}
     counted, extra, pending = [], [], {}

@@ -97,7 +97,8 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
     base = replace(figure5_base(scale), max_iters=max_iters, meta_order=meta_order, meta_every=meta_every)
     methods = methods or FIG5_METHODS
     samples = samples or [10, 25, 50, 100]
-    plan, chosen, recorded = [], {}, _recorded_lr(results)
+    plan, chosen = [], {}
+    recorded = {m: c["chosen_lr"] for m, c in read_lr_choice(results).items()}
     if variant(base):   # compare the options at the same lr
         chosen = dict(recorded)
     small, large = [n for n in sorted(samples) if n <= 25], [n for n in sorted(samples) if n > 25]
@@ -129,10 +130,10 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
     return plan
 
 
-def _recorded_lr(results):
-    """``{method: lr}`` from a results folder's lr_choice.json ({} before any grid has finished)."""
+def read_lr_choice(results):
+    """A results folder's lr_choice.json as a dict, method -> its entry ({} before any grid has finished)."""
     path = Path(results) / "lr_choice.json"
-    return {m: c["chosen_lr"] for m, c in json.loads(path.read_text()).items()} if path.exists() else {}
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def run_state(cfg, results, runs):
@@ -150,8 +151,9 @@ def _print_plan(plan, results, runs):
     """A dry run's listing: each run's kind, name and state, then how many are done and how many remain."""
     states = {}   # by name: the grid's run at the chosen lr is also the seed-0 run
     for kind, cfg, extra in plan:
-        states[run_id(cfg)] = run_state(cfg, results, runs)
-        print(f"{kind:8s} {states[run_id(cfg)]:24s} {run_id(cfg)}{extra}")
+        name = run_id(cfg)
+        states[name] = run_state(cfg, results, runs)
+        print(f"{kind:8s} {states[name]:24s} {name}{extra}")
     states = list(states.values())
     done, resumes = states.count("done"), sum(s.startswith("resumes") for s in states)
     print(f"{len(states)} runs in {results}: {done} done, {resumes} resume from a checkpoint, "
@@ -170,7 +172,7 @@ def record_lr_choice(results, method, scores, choice, n):
              "chosen_at": f"N={n} per class, seed 0, by best validation accuracy"}
     path.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(path):   # parallel processes (one per N) must not lose each other's choices
-        table = json.loads(path.read_text()) if path.exists() else {}
+        table = read_lr_choice(results)
         if table.get(method) == entry:   # a resumed or a parallel process: nothing to write
             return
         table[method] = entry
@@ -209,7 +211,7 @@ def _figure5_order(name):
 def summarize_figure5(results, verbose=True):
     """Per method and N: per-seed test accuracies (collapsed runs marked), mean ± std; writes summary files."""
     results = Path(results)
-    choice = json.loads((results / "lr_choice.json").read_text()) if (results / "lr_choice.json").exists() else {}
+    choice = read_lr_choice(results)
     table, runs = {}, load_results(results)
     for r in runs:
         c = r["config"]
