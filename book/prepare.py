@@ -4,7 +4,8 @@ Run by ``make book`` before ``jupyter-book build``:
   * MathJax 3 comes from npm (``build/mathjax``) and is copied to ``build/book-static/mathjax``, which
     ``_config.yml`` lists as a static path, so the rendered pages typeset their math with no network;
   * ``book/_generated/figure5.md`` includes ``results/figure5-quick/{figure5.png,summary.md}`` when they
-    exist, and says that they do not yet otherwise.
+    exist, and says that they do not yet otherwise; ``book/_generated/lead_split.md`` does the same for
+    ``lead_split.png``.
 """
 import shutil
 import subprocess
@@ -53,6 +54,13 @@ def figure5_fragment():
         parts.append("*No results yet: `results/figure5-quick/` does not hold `figure5.png` or `summary.md`.*\n")
     out.write_text("\n".join(parts))
     print(f"wrote {out.relative_to(ROOT)} ({'with results' if len(parts) > 1 or 'No results' not in parts[0] else 'placeholder'})")
+    split = out.with_name("lead_split.md")   # the ablation's figure, placed beside the ablation's paragraph
+    split.write_text("```{figure} /results/figure5-quick/lead_split.png\n:name: fig-figure5-lead-split\n:width: 70%\n\n"
+                     "L2T-ww's lead over FM one-to-one, per N: the part that matching 15 pairs with fixed weights "
+                     "gives (`fm-all-to-all`), and the part that learning *what* and *where* adds. Bars are means; "
+                     "dots are seeds (paired: the same images for all three methods).\n```\n"
+                     if (FIG5 / "lead_split.png").exists() else
+                     "*No figure yet: `results/figure5-quick/` does not hold `lead_split.png`.*\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Plots the book and the CLI share: the lambda graph (paper Fig. 3d), Figure 5 and its per-seed pairing."""
+"""Plots the book and the CLI share: the lambda graph (paper Fig. 3d), Figure 5, its per-seed pairing and the lead split."""
 import matplotlib.pyplot as plt
 
 
@@ -80,4 +80,44 @@ def paired_plot(summary, methods=None, title="Per seed: the same training images
     axes[0][-1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def lead_split(summary, base="fm-one-to-one", middle="fm-all-to-all", top="l2t-ww"):
+    """Per N and seed, L2T-ww's lead over FM split into more pairs (middle - base) and learned w, λ (top - middle).
+
+    Only seeds that all three methods ran count, so every difference is paired (same images, same init).
+    """
+    out = {}
+    for n in sorted({int(k) for k in summary.get(top, {})}, key=int):
+        rows = [next((v for k, v in summary.get(m, {}).items() if int(k) == n), None) for m in (base, middle, top)]
+        if None in rows:
+            continue
+        acc = [dict(zip(r["seeds"], r["test_acc"])) for r in rows]
+        seeds = sorted(set(acc[0]) & set(acc[1]) & set(acc[2]))
+        if seeds:
+            out[n] = {"seeds": seeds, "pairs": [acc[1][s] - acc[0][s] for s in seeds],
+                      "weights": [acc[2][s] - acc[1][s] for s in seeds]}
+    return out
+
+
+def lead_split_plot(summary, title="L2T-ww's lead over FM (one-to-one), split (CPU-scale)"):
+    """Stacked bars per N: the mean gain from matching 15 pairs, then from learning what and where; dots per seed."""
+    split = lead_split(summary)
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for i, (n, d) in enumerate(split.items()):
+        pairs, weights = sum(d["pairs"]) / len(d["seeds"]), sum(d["weights"]) / len(d["seeds"])
+        ax.bar(i, pairs, color="tab:red", alpha=0.6, label="15 pairs, fixed w and λ (fm-all-to-all − FM)" if i == 0 else None)
+        ax.bar(i, weights, bottom=pairs, color="tab:purple", alpha=0.6,
+               label="learned w and λ (L2T-ww − fm-all-to-all)" if i == 0 else None)
+        for j, (p, w) in enumerate(zip(d["pairs"], d["weights"])):
+            x = i - 0.2 + 0.4 * j / max(1, len(d["seeds"]) - 1)
+            ax.plot([x, x], [0, p + w], color="k", lw=0.6, alpha=0.5)
+            ax.scatter([x, x], [p, p + w], color=["tab:red", "tab:purple"], edgecolor="k", s=16, zorder=3)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(range(len(split)), [f"N = {n}\n({len(d['seeds'])} seeds)" for n, d in split.items()])
+    ax.set_ylabel("test accuracy points over FM")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
     return fig

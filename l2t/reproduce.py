@@ -251,9 +251,14 @@ def summarize_figure5(results, verbose=True):
     (results / "summary.md").write_text("\n".join(lines) + "\n")
     if summary:   # figure5.png: the paper's five lines; paired.png: every method and option, seed by seed
         import matplotlib.pyplot as plt
-        from .plots import figure5_plot, paired_plot
+        from .plots import figure5_plot, lead_split, lead_split_plot, paired_plot
         paper_lines = {m: v for m, v in summary.items() if m in FIG5_METHODS} or summary
-        for name, fig in (("figure5.png", figure5_plot(paper_lines)), ("paired.png", paired_plot(summary))):
+        figures = [("figure5.png", figure5_plot(paper_lines)), ("paired.png", paired_plot(summary))]
+        if lead_split(summary):   # lead_split.png: L2T-ww's lead over FM = more pairs + learned weights
+            figures.append(("lead_split.png", lead_split_plot(summary)))
+        else:
+            (results / "lead_split.png").unlink(missing_ok=True)   # never leave a stale split behind
+        for name, fig in figures:
             fig.savefig(results / name, dpi=150, bbox_inches="tight")
             plt.close(fig)
     if verbose:

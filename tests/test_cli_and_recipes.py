@@ -200,6 +200,32 @@ def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their
         R.reproduce("table1", column="stl10", dry_run=True, meta_order="first")
 
 
+def test_lead_split_pairs_seeds_and_is_drawn_only_when_all_three_methods_ran(tmp_path):
+    folder = tmp_path / "figure5-quick"
+    folder.mkdir()
+    (folder / "lr_choice.json").write_text(json.dumps({m: {"chosen_lr": 0.01} for m in
+                                                       ("fm-one-to-one", "fm-all-to-all", "l2t-ww")}))
+
+    def result(method, n, seed, acc):
+        r = {"config": {"method": method, "samples_per_class": n, "seed": seed, "lr": 0.01}, "test_acc": acc,
+             "collapsed": False, "device": "cpu"}
+        (folder / f"{method}-n{n}-s{seed}-lr0.01.json").write_text(json.dumps(r))
+    for seed, (fm, all15, ww) in enumerate([(30.0, 32.0, 35.0), (28.0, 31.0, 30.0), (29.0, 33.0, 36.0)]):
+        result("fm-one-to-one", 25, seed, fm)
+        result("fm-all-to-all", 25, seed, all15)
+        if seed < 2:             # L2T-ww's seed 2 has not run: seed 2 must not count, not even in 'pairs'
+            result("l2t-ww", 25, seed, ww)
+    result("fm-one-to-one", 50, 0, 40.0)   # N = 50: no fm-all-to-all run, so no split there
+    result("l2t-ww", 50, 0, 45.0)
+    summary = R.summarize_figure5(folder, verbose=False)
+    assert plots.lead_split(summary) == {25: {"seeds": [0, 1], "pairs": [2.0, 3.0], "weights": [3.0, -1.0]}}
+    assert (folder / "lead_split.png").stat().st_size > 1000
+    for p in folder.glob("fm-all-to-all-*.json"):
+        p.unlink()
+    R.summarize_figure5(folder, verbose=False)
+    assert not (folder / "lead_split.png").exists()
+
+
 def _write_many(path, k):
     for i in range(200):
         R.record_lr_choice(path, f"m{k}", {0.01: float(i)}, 0.01, 10)
