@@ -137,14 +137,28 @@ def read_lr_choice(results):
 
 
 def run_state(cfg, results, runs):
-    """Where a planned run stands: 'done' (its result JSON exists), 'resumes at epoch k/E' or 'to do'."""
+    """Where a planned run stands: 'done' (its result JSON exists), 'resumes at epoch k/E[, ~time left]' or 'to do'."""
     if (Path(results) / f"{run_id(cfg)}.json").exists():
         return "done"
     ckpt = Path(runs) / run_id(cfg) / "checkpoint.pt"
     if ckpt.exists():   # mmap: only the small header is read, not the weights
         epoch = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]
-        return f"resumes at epoch {epoch}/{cfg.epochs}"
+        left = time_left(ckpt.with_name("metrics.jsonl"), epoch, cfg.epochs)
+        return f"resumes at epoch {epoch}/{cfg.epochs}" + (f", ~{left} left" if left else "")
     return "to do"
+
+
+def time_left(metrics, epoch, epochs):
+    """A resumed run's remaining time: the median epoch time in its metrics.jsonl x the epochs left."""
+    if not metrics.exists():
+        return None
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    at = {r["epoch"]: r["elapsed_s"] for r in rows if "elapsed_s" in r and r["epoch"] < epoch}   # last row wins
+    steps = sorted(at[e] - at[e - 1] for e in at if e - 1 in at)
+    if not steps:
+        return None
+    seconds = steps[len(steps) // 2] * (epochs - epoch)
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def _print_plan(plan, results, runs):
@@ -153,7 +167,7 @@ def _print_plan(plan, results, runs):
     for kind, cfg, extra in plan:
         name = run_id(cfg)
         states[name] = run_state(cfg, results, runs)
-        print(f"{kind:8s} {states[name]:24s} {name}{extra}")
+        print(f"{kind:8s} {states[name]:37s} {name}{extra}")
     states = list(states.values())
     done, resumes = states.count("done"), sum(s.startswith("resumes") for s in states)
     print(f"{len(states)} runs in {results}: {done} done, {resumes} resume from a checkpoint, "

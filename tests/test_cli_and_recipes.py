@@ -261,12 +261,17 @@ def test_dry_run_says_which_runs_are_done_which_resume_and_which_remain(tmp_path
     ckpt = tmp_path / "runs" / "figure5-quick" / "scratch-n10-s1-lr0.01"
     ckpt.mkdir(parents=True)
     torch.save({"epoch": 40, "model": {"w": torch.zeros(3)}}, ckpt / "checkpoint.pt")
+    # 40 epochs of 30 s, one slowed to 600 s (a test suite ran beside it); rows past the checkpoint are redone
+    elapsed = [30.0 * (e + 1) + (570.0 if e >= 20 else 0.0) for e in range(45)]
+    (ckpt / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "elapsed_s": t}) + "\n"
+                                                for e, t in enumerate(elapsed)))
     plan = R.figure5("quick", methods=["scratch", "at"], samples=[10], out=folder, dry_run=True)
     lines = capsys.readouterr().out.splitlines()
     assert [R.run_id(c) for _, c in plan][3:6] == ["scratch-n10-s0-lr0.01", "scratch-n10-s1-lr0.01",
                                                   "scratch-n10-s2-lr0.01"]   # the recorded lr, not a guess
     state = {line.split()[-1] if "(" not in line else line.split()[-5]: line for line in lines[:-1]}
-    assert "done" in state["scratch-n10-s0-lr0.01"] and "resumes at epoch 40/200" in state["scratch-n10-s1-lr0.01"]
+    assert "done" in state["scratch-n10-s0-lr0.01"]
+    assert "resumes at epoch 40/200, ~1.3 h left" in state["scratch-n10-s1-lr0.01"]   # median epoch x 160 epochs
     assert "to do" in state["scratch-n10-s2-lr0.01"] and "grid's choice" in state["at-n10-s0-lr0.1"]
     assert "grid's choice" not in state["scratch-n10-s2-lr0.01"]
     assert lines[-1] == f"10 runs in {folder}: 1 done, 1 resume from a checkpoint, 8 to do"
