@@ -206,9 +206,10 @@ def loader(part, batch_size, train, generator=None, device="cpu", workers=0):
         return TensorLoader(*part, batch_size, train, generator, device)
     if not train:
         return torch.utils.data.DataLoader(part, min(batch_size, 256), num_workers=workers)
+    # not persistent: each epoch's workers are seeded anew from the generator, which the trainer seeds from
+    # (seed, epoch), so a resumed run's crops and flips are an uninterrupted run's (Trainer._train_epoch)
     return torch.utils.data.DataLoader(part, batch_size, shuffle=True, generator=generator, num_workers=workers,
-                                       pin_memory=torch.device(device).type == "cuda",
-                                       persistent_workers=workers > 0)
+                                       pin_memory=torch.device(device).type == "cuda")
 
 
 def train_transform(size):

@@ -35,7 +35,7 @@ def load_run(run_dir, device="cpu", data=None):
     if not (run_dir / "checkpoint.pt").exists():
         raise FileNotFoundError(f"no checkpoint.pt in {run_dir}: is it the --out folder of an `l2t train` run?")
     cfg = Config(**json.loads((run_dir / "config.json").read_text()))
-    cfg.device = device
+    cfg.device, cfg.cuda_graph = device, False   # graphs are how a run was trained, not what it is
     trainer = Trainer(cfg, data=data)
     trainer.load(run_dir / "checkpoint.pt")
     return trainer

@@ -3,7 +3,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .reproduce import FIG5_METHODS, figure5_seeds, read_lr_choice, variant
+from .reproduce import FIG5_METHODS, chosen_lr, figure5_seeds, read_lr_choice, variant
 
 FIG5_SAMPLES = (10, 25, 50, 100)
 
@@ -31,12 +31,12 @@ def _status(folder, results):
         c = r["config"]
         if c.get("max_iters"):     # a recipe check (--max-iters), not a real run
             continue
-        if c["method"] in choice:
-            if c["lr"] == choice[c["method"]]["chosen_lr"]:
-                paper_line = c["method"] in FIG5_METHODS and not variant(c)
-                (counted if paper_line else extra).append(r)
-        else:
-            pending.setdefault(c["method"], []).append(r)
+        lr = chosen_lr(choice, c)   # the same rule as the summary's
+        if lr is None:
+            pending.setdefault(c["method"] + variant(c), []).append(r)
+        elif c["lr"] == lr:
+            paper_line = c["method"] in FIG5_METHODS and not variant(c)
+            (counted if paper_line else extra).append(r)
     planned = [(m, n, s) for m in FIG5_METHODS for n in FIG5_SAMPLES for s in figure5_seeds(n)]
     have = {(r["config"]["method"], r["config"]["samples_per_class"], r["config"]["seed"]) for r in counted}
     return {"lr_choice": choice, "counted": counted, "extra": extra, "pending_grid": pending,

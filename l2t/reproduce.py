@@ -26,6 +26,7 @@ from .train import Config, Trainer, _atomic_write_text
 
 FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
 LR_GRID = [0.1, 0.03, 0.01]
+LR_N = 10   # the lr grid runs at N = 10 per class, seed 0, whichever N a process is asked for
 TABLE1_METHODS = ["scratch", "lwf", "at", "lwf+at", "fm-single", "fm-one-to-one", "l2t-w-single",
                   "l2t-w-one-to-one", "l2t-ww"]
 # Table 2: the second source of each row, made by `l2t train-source` when missing
@@ -38,7 +39,7 @@ TABLE2_SOURCES = {
 
 def run_id(cfg):
     """A run's file name: method, data size, seed and learning rate."""
-    size = f"n{cfg.samples_per_class}" if cfg.samples_per_class else cfg.dataset
+    size = f"n{cfg.samples_per_class}" if cfg.samples_per_class is not None else cfg.dataset
     extra = "".join("+" + _source_name(s) for s in cfg.sources[1:])
     short = f"-it{cfg.max_iters}" if cfg.max_iters else ""   # recipe checks never pass for real runs
     return f"{cfg.method}{extra}-{size}-s{cfg.seed}-lr{cfg.lr:g}{variant(cfg)}{short}"
@@ -65,11 +66,17 @@ def run_once(cfg, results, runs, device, cuda_graph=False):
     path = Path(results) / f"{run_id(cfg)}.json"
     if path.exists():
         return json.loads(path.read_text())
-    cfg = replace(cfg, out=str(Path(runs) / run_id(cfg)), device=device, cuda_graph=cuda_graph)
-    result = Trainer(cfg).fit(resume=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, json.dumps(result, indent=1))
-    shutil.rmtree(cfg.out, ignore_errors=True)  # the checkpoint is no longer needed
+    out = Path(runs) / run_id(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):   # parallel processes (one per N) plan some runs alike: one trains, the other waits
+        if path.exists():   # ... and then finds it done
+            return json.loads(path.read_text())
+        cfg = replace(cfg, out=str(out), device=device, cuda_graph=cuda_graph)
+        result = Trainer(cfg).fit(resume=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(path, json.dumps(result, indent=1))
+        shutil.rmtree(cfg.out, ignore_errors=True)  # the checkpoint is no longer needed
+        Path(f"{out}.lock").unlink(missing_ok=True)  # a waiter holding it re-checks the result, which now exists
     return result
 
 
@@ -105,15 +112,16 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
     # pass 1: per method (cheap first), its lr choice and the small-N runs; pass 2: the large-N runs
     for m, ns in [(m, small) for m in methods] + [(m, large) for m in methods]:
         if scale == "quick" and m not in chosen:   # choose the lr first, by validation accuracy only
-            grid = [_options_for(replace(base, method=m, samples_per_class=min(samples), seed=0, lr=lr))
-                    for lr in LR_GRID]
+            grid = [_options_for(replace(base, method=m, samples_per_class=LR_N, seed=0, lr=lr)) for lr in LR_GRID]
             plan += [("lr-grid", c) for c in grid]
+            key = m + variant(grid[0])   # a method without meta-networks runs (and records) its exact grid
             if not dry_run:
                 scores = {c.lr: run_once(c, results, runs, device, cuda_graph)["best_val_acc"] for c in grid}
                 chosen[m] = max(LR_GRID, key=lambda lr: (scores[lr], lr))
-                record_lr_choice(results, m + variant(base), scores, chosen[m], min(samples))
+                if not max_iters:   # a recipe check's grid must not replace the real choice
+                    record_lr_choice(results, key, scores, chosen[m], LR_N)
             else:   # a dry run shows the lr a finished grid chose
-                chosen[m] = recorded.get(m + variant(base))
+                chosen[m] = recorded.get(key)
         for n in ns:
             for seed in (seeds or figure5_seeds(n)):
                 cfg = _options_for(replace(base, method=m, samples_per_class=n, seed=seed, lr=chosen.get(m) or base.lr))
@@ -134,6 +142,14 @@ def read_lr_choice(results):
     """A results folder's lr_choice.json as a dict, method -> its entry ({} before any grid has finished)."""
     path = Path(results) / "lr_choice.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def chosen_lr(choice, config):
+    """The lr that counts for a run (config dict): its exact method's choice, else its option's own grid's; None if neither."""
+    for key in (config["method"], config["method"] + variant(config)):
+        if key in choice:
+            return choice[key]["chosen_lr"]
+    return None
 
 
 def run_state(cfg, results, runs):
@@ -229,11 +245,12 @@ def summarize_figure5(results, verbose=True):
     table, runs = {}, load_results(results)
     for r in runs:
         c = r["config"]
-        name = c["method"] + variant(c)
-        key = name if name in choice else c["method"]   # a cheaper option may reuse the exact method's lr
-        if key in choice and c["lr"] != choice[key]["chosen_lr"]:
+        if c.get("max_iters"):   # a recipe check (--max-iters), not a real run
+            continue
+        name, lr = c["method"] + variant(c), chosen_lr(choice, c)   # an option reuses its exact method's lr
+        if lr is not None and c["lr"] != lr:
             continue  # an lr-grid run that lost
-        if key not in choice and "figure5-quick" in str(results):
+        if lr is None and "figure5-quick" in str(results):
             name = f"{name} [lr {c['lr']:g}, grid not finished]"
         table.setdefault(name, {}).setdefault(c["samples_per_class"], []).append(r)
     on_gpu = lambda r: not str(r.get("device", "cpu")).startswith("cpu")
@@ -316,6 +333,8 @@ def table2(scale, seeds=None, out=None, device="auto", dry_run=False, max_iters=
     plan = []
     for name, spec in TABLE2_SOURCES.items():
         spec = spec.format(root=data_root())
+        if scale == "quick":   # its 2-epoch source must never sit where the paper-scale run looks for one
+            spec = spec.replace(".pth.tar", "-quick.pth.tar")
         plan += [replace(base, sources=["resnet32:paper", spec], seed=s) for s in (seeds or [0, 1, 2])]
         if not dry_run:
             ensure_source(spec, scale, device)

@@ -31,6 +31,7 @@ from .models import build_model, image_size, load_source
 from .pairs import CONFIGS, parse_pairs
 
 VAL_SEED = 2019  # the validation subset is the same for every run, method and seed
+HOW_TO_RUN = ("device", "cuda_graph", "workers", "out", "ckpt_every", "max_iters", "eval_test")   # not what a run is
 CKPT_SECONDS = 600  # also checkpoint at the first epoch end 10 minutes after the last save: a kill loses little
 
 
@@ -43,7 +44,8 @@ class Config:
     sources: list = field(default_factory=lambda: ["resnet32:paper"])  # "arch:paper" or "arch:path"
     pairs: str = None            # overrides the method's ready-made pairs, e.g. "4-0,9-1"
     samples_per_class: int = None
-    split: str = "auto"          # "paper": the paper's split files; "auto": paper split if the dataset has one
+    split: str = "auto"          # "paper": the paper's split files; "auto": paper split if the dataset has one;
+                                 # "none": hold out val_per_class training images per class instead
     val_per_class: int = 100     # validation images per class taken from the training set (no paper split)
     epochs: int = 200
     batch_size: int = 128
@@ -84,6 +86,7 @@ def resolve_device(name):
 
 
 PAPER_SPLITS = ("cifar100", "stl10", "cub200", "dog")  # datasets with the paper's split files
+SPLITS = ("auto", "paper", "none")
 
 
 def prepare_data(cfg, root=None):
@@ -93,6 +96,10 @@ def prepare_data(cfg, root=None):
     tensors). 224x224 targets: torchvision datasets with the paper's transforms (``train`` augmented,
     ``train_eval``/``val``/``test`` with Resize(256) + CenterCrop(224)).
     """
+    if cfg.split not in SPLITS:   # checked before any image is read
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {cfg.split!r}")
+    if cfg.samples_per_class is not None and cfg.samples_per_class < 1:   # 0 would not mean "all images"
+        raise ValueError(f"samples per class must be >= 1, got {cfg.samples_per_class}")
     size = image_size(cfg.target)
     train_set = D.load_dataset(cfg.dataset, train=True, root=root)
     test_set = D.load_dataset(cfg.dataset, train=False, root=root)
@@ -105,7 +112,7 @@ def prepare_data(cfg, root=None):
         test_idx = range(len(test_set))
         held_out = set(val_idx)
         train_idx = [i for i in range(len(train_set)) if i not in held_out]
-    if cfg.samples_per_class:
+    if cfg.samples_per_class is not None:
         targets = [train_set.targets[i] for i in train_idx]
         train_idx = [train_idx[i] for i in D.per_class_subset(targets, cfg.samples_per_class, cfg.seed)]
     if size == 32:
@@ -150,6 +157,8 @@ class Trainer:
     def __init__(self, cfg, data=None, sources=None):
         self.cfg = cfg
         self.m = method(cfg.method)
+        if cfg.pairs and not self.m["pairs"]:
+            raise ValueError(f"--pairs applies to methods that match layer pairs; {cfg.method} matches none")
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True   # fixed input sizes: let cuDNN pick its fastest kernels
@@ -284,6 +293,8 @@ class Trainer:
         ckpt, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
         if resume and ckpt.exists():
             self.load(ckpt)
+        elif ckpt.exists():   # starting over: a kill before the first save must not resume the old run
+            ckpt.unlink()
         lines = metrics_path.read_text().splitlines() if (resume and metrics_path.exists()) else []
         lines = [l for l in lines if json.loads(l)["epoch"] < self.epoch]
         metrics_path.write_text("".join(l + "\n" for l in lines))
@@ -323,6 +334,10 @@ class Trainer:
 
     def _train_epoch(self, bar, total):
         self.model.train()
+        if isinstance(self.train_loader, torch.utils.data.DataLoader):   # 224x224: image files, torch's RNG
+            seed = self.cfg.seed * 100_003 + self.epoch   # each epoch's order and crops from (seed, epoch) alone,
+            self.generator.manual_seed(seed)               # so a resumed run draws what an uninterrupted one does
+            torch.manual_seed(seed)                        # (the transforms' RNG when there are no workers)
         losses, correct, seen, lams = [], 0, 0, []
         for x, y in self.train_loader:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -420,6 +435,12 @@ class Trainer:
     def load(self, path):
         """Restore everything ``save`` wrote; training then continues exactly where it stopped."""
         state = torch.load(path, map_location=self.device, weights_only=True)
+        saved, now = state.get("config") or {}, asdict(self.cfg)
+        changed = sorted(k for k in saved.keys() & now.keys() if k not in HOW_TO_RUN and saved[k] != now[k])
+        if changed:   # e.g. another --epochs would keep the old cosine schedule
+            raise ValueError(f"{path} is a checkpoint of another run: {', '.join(f'{k}={saved[k]!r}' for k in changed)}"
+                             f" there, {', '.join(f'{k}={now[k]!r}' for k in changed)} here. Resume with the same "
+                             f"settings, or start over with another --out")
         for name in ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer",
                      "scheduler"):
             obj = getattr(self, name)

@@ -2,6 +2,7 @@
 import json
 import multiprocessing
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -97,8 +98,8 @@ def test_table1_paper_recipe_is_every_method_three_seeds_paper_settings(column, 
     assert "l2t-ww" in capsys.readouterr().out
 
 
-def test_224_setting_trains_from_imagefolder_with_paper_transforms(tmp_path, monkeypatch):
-    """ResNet34 -> ResNet18 at 224x224 on a tiny CUB-200 stand-in (ImageFolder, the paper's split files)."""
+def cub200_standin(tmp_path, monkeypatch):
+    """A tiny CUB-200 (ImageFolder, the paper's split files) under L2T_DATA; a random ResNet34 as the source."""
     import l2t.train as T
     g = torch.Generator().manual_seed(0)
     for part, per_class in (("train", 3), ("test", 1)):
@@ -115,11 +116,42 @@ def test_224_setting_trains_from_imagefolder_with_paper_transforms(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     # the ImageNet source needs a download; a random ResNet34 stands in for it
     monkeypatch.setattr(T, "build_source", lambda arch, path: build_model(arch, 1000).eval().requires_grad_(False))
+
+
+def test_224_setting_trains_from_imagefolder_with_paper_transforms(tmp_path, monkeypatch):
+    """ResNet34 -> ResNet18 at 224x224 on a tiny CUB-200 stand-in (ImageFolder, the paper's split files)."""
+    cub200_standin(tmp_path, monkeypatch)
     plan = R.table1("paper", "cub200", seeds=[0], methods=["l2t-ww"], out=tmp_path / "res", device="cpu",
                     max_iters=1)
     r = json.loads(next((tmp_path / "res").glob("*.json")).read_text())
     assert plan[0].target == "resnet18" and plan[0].batch_size == 64 and len(r["pairs"]) == 16
     assert r["iterations"] == 1 and r["n_train"] == 8 and 0 <= r["test_acc"] <= 100
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_224_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, workers):
+    # image files are cropped and flipped by torchvision with torch's RNG (in the workers, or in this process
+    # without them), which a checkpoint does not hold: each epoch draws from (seed, epoch) instead
+    from l2t.train import Config, Trainer
+    cub200_standin(tmp_path, monkeypatch)
+    cfg = lambda name: Config(method="scratch", dataset="cub200", split="paper", target="resnet18", batch_size=4,
+                              epochs=3, lr=0.01, device="cpu", workers=workers, out=str(tmp_path / name))
+    rows = lambda name: [{k: v for k, v in json.loads(l).items() if k != "elapsed_s"}
+                         for l in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    full = Trainer(cfg("full")).fit(progress=False)
+    original = Trainer._train_epoch
+
+    def dies_in_epoch_two(self, *a, **k):
+        if self.epoch == 1:
+            raise KeyboardInterrupt("killed")
+        return original(self, *a, **k)
+    monkeypatch.setattr(Trainer, "_train_epoch", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg("killed")).fit(progress=False)
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    resumed = Trainer(cfg("killed")).fit(resume=True, progress=False)
+    assert rows("killed") == rows("full") and len(rows("full")) == 3
+    assert resumed["test_acc"] == full["test_acc"]
 
 
 def test_train_source_writes_a_checkpoint_load_source_accepts(tmp_path, monkeypatch):
@@ -226,6 +258,53 @@ def test_lead_split_pairs_seeds_and_is_drawn_only_when_all_three_methods_ran(tmp
     assert not (folder / "lead_split.png").exists()
 
 
+def test_lr_grid_runs_at_n10_records_under_the_exact_name_and_a_recipe_check_records_nothing(tmp_path, monkeypatch):
+    folder = tmp_path / "figure5-quick"
+    folder.mkdir()
+    ran = []
+
+    def fake_run(cfg, results, runs, device, cuda_graph=False):   # validation falls with the lr: 0.1 wins
+        ran.append(cfg)
+        return {"best_val_acc": {0.1: 50.0, 0.03: 40.0, 0.01: 30.0}[cfg.lr]}
+    monkeypatch.setattr(R, "run_once", fake_run)
+    R.figure5("quick", methods=["scratch"], samples=[50], seeds=[0], out=folder, meta_every=4)
+    grid = [c for c in ran if c.seed == 0 and c.samples_per_class == 10]
+    assert sorted(c.lr for c in grid) == sorted(R.LR_GRID)        # the protocol's N = 10, not the N asked for
+    assert [(c.samples_per_class, c.lr, c.meta_every) for c in ran[3:]] == [(50, 0.1, 1)]
+    choice = R.read_lr_choice(folder)
+    assert list(choice) == ["scratch"] and choice["scratch"]["chosen_at"].startswith("N=10 ")   # not "scratch-every4"
+    (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}}))
+    ran.clear()
+    R.figure5("quick", methods=["scratch"], samples=[10], seeds=[1], out=folder, max_iters=2)
+    assert [c.lr for c in ran][-1] == 0.1                           # the check's own grid chose 0.1 ...
+    assert R.read_lr_choice(folder) == {"scratch": {"chosen_lr": 0.01}}   # ... and the real choice stands
+
+
+def test_summary_and_partial_status_count_the_same_runs_of_a_cheaper_option(tmp_path):
+    from l2t.partial import figure5_status
+    folder = tmp_path / "figure5-quick"
+    folder.mkdir()
+    # both the exact method and its option have a grid; the exact method's choice is the one that counts
+    (folder / "lr_choice.json").write_text(json.dumps({"l2t-ww": {"chosen_lr": 0.03},
+                                                       "l2t-ww-every4": {"chosen_lr": 0.1}}))
+    for lr, acc in ((0.03, 33.0), (0.1, 31.0)):
+        r = {"config": {"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": lr, "meta_every": 4},
+             "test_acc": acc, "best_val_acc": acc, "collapsed": False, "device": "cpu"}
+        (folder / f"l2t-ww-n10-s0-lr{lr:g}-every4.json").write_text(json.dumps(r))
+    r = {"config": {"method": "scratch", "samples_per_class": 10, "seed": 1, "lr": 0.1, "max_iters": 2},
+         "test_acc": 10.0, "best_val_acc": 10.0, "collapsed": False, "device": "cpu"}
+    (folder / "scratch-n10-s1-lr0.1-it2.json").write_text(json.dumps(r))   # a recipe check: in neither
+    summary = R.summarize_figure5(folder, verbose=False)
+    assert list(summary) == ["l2t-ww-every4"] and summary["l2t-ww-every4"][10]["test_acc"] == [33.0]
+    assert [r["config"]["lr"] for r in figure5_status(folder)["extra"]] == [0.03]
+
+
+def test_table2_quick_trains_its_short_sources_beside_the_paper_scale_ones(capsys):
+    quick, paper = R.table2("quick", dry_run=True), R.table2("paper", dry_run=True)
+    assert all(c.sources[1].endswith("-quick.pth.tar") for c in quick)
+    assert not any("quick" in c.sources[1] for c in paper)
+
+
 def _write_many(path, k):
     for i in range(200):
         R.record_lr_choice(path, f"m{k}", {0.01: float(i)}, 0.01, 10)
@@ -250,6 +329,31 @@ def test_parallel_reproduce_processes_can_share_a_results_folder(tmp_path):
     before = (tmp_path / "lr_choice.json").stat().st_mtime_ns
     R.record_lr_choice(tmp_path, "scratch", {0.01: 35.6}, 0.01, 10)   # unchanged: not rewritten
     assert (tmp_path / "lr_choice.json").stat().st_mtime_ns == before
+
+
+def _train_once(tmp_path):
+    R.run_once(R.Config(method="scratch", samples_per_class=10, out="unused"), tmp_path / "results", tmp_path / "runs",
+               "cpu")
+
+
+def test_two_processes_planning_the_same_run_train_it_once(tmp_path, monkeypatch):
+    def fit(self, resume=False, progress=True):   # a slow training that leaves a trace of every call
+        with open(tmp_path / "fits", "a") as f:
+            f.write("fit\n")
+        time.sleep(1.0)
+        return {"best_val_acc": 40.0}
+    monkeypatch.setattr(R.Trainer, "__init__", lambda self, cfg: None)
+    monkeypatch.setattr(R.Trainer, "fit", fit)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_train_once, args=(tmp_path,)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert (tmp_path / "fits").read_text() == "fit\n"   # the second process waited, then found the result
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["scratch-n10-s0-lr0.1.json"]
+    assert not list((tmp_path / "runs").iterdir())      # no checkpoint folder, no lock file left behind
 
 
 def test_dry_run_says_which_runs_are_done_which_resume_and_which_remain(tmp_path, monkeypatch, capsys):

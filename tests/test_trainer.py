@@ -121,6 +121,21 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypa
     assert elapsed[0] > 2.0 and elapsed == sorted(elapsed) and resumed["wall_time_s"] >= elapsed[-1]   # across the kill
 
 
+def test_a_checkpoint_resumes_only_its_own_run_and_starting_over_removes_it(tmp_path, monkeypatch):
+    run(tmp_path, method="scratch", epochs=2).fit(progress=False)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    with pytest.raises(ValueError, match="checkpoint of another run: epochs=2 there, epochs=3 here"):
+        run(tmp_path, method="scratch", epochs=3).fit(resume=True, progress=False)   # not T_max=2 in 3 epochs
+    run(tmp_path, method="scratch", epochs=2, device="cpu", workers=0).fit(resume=True, progress=False)   # how, not what
+
+    def killed(self, *a, **k):
+        raise KeyboardInterrupt("killed before the first save")
+    monkeypatch.setattr(Trainer, "_train_epoch", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, method="scratch", epochs=3).fit(progress=False)   # a new run in the same folder
+    assert not ckpt.exists()   # so a later --resume cannot continue the old run's weights
+
+
 def test_a_slow_run_checkpoints_by_time_between_its_checkpoint_epochs(tmp_path, monkeypatch):
     import l2t.train as train
     saved = []
@@ -161,6 +176,23 @@ def test_bad_method_and_device_are_clear_errors(tmp_path):
         run(tmp_path, method="l2t")
     with pytest.raises(ValueError, match="device must be"):
         run(tmp_path, method="scratch", device="tpu")
+    with pytest.raises(ValueError, match="scratch matches none"):   # used to fail with an IndexError
+        run(tmp_path, method="scratch", pairs="4-0")
+    # data settings fail before any image is read (no data here): a typo is not silently another split,
+    # and 0 images per class is not silently the whole training set
+    with pytest.raises(ValueError, match="split must be one of auto, paper, none, got 'papr'"):
+        Trainer(Config(method="scratch", dataset="stl10", split="papr", device="cpu"))
+    with pytest.raises(ValueError, match="samples per class must be >= 1, got 0"):
+        Trainer(Config(method="scratch", samples_per_class=0, device="cpu"))
+
+
+def test_a_run_trained_with_cuda_graphs_loads_for_inspection_on_a_cpu(tmp_path):
+    from l2t.inspect import load_run
+    run(tmp_path, method="scratch", max_iters=1).fit(progress=False)
+    config = tmp_path / "run" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "cuda_graph": True, "device": "cuda"}))
+    trainer = load_run(tmp_path / "run", data=tiny_data())   # used to raise "--cuda-graph needs a CUDA device"
+    assert trainer.device.type == "cpu" and trainer.graphed is None and trainer.iteration == 1
 
 
 
