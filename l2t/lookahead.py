@@ -56,6 +56,9 @@ def lookahead_batch_norm(model):
 def sgd_step(params, grads, bufs, lr, momentum, weight_decay):
     """One differentiable ``torch.optim.SGD`` step on dicts of tensors; keys without a gradient are kept.
 
+    Kept as PyTorch 2's SGD keeps a parameter whose ``.grad`` is None (the book's paper page says how the
+    authors' PyTorch 1.x code differed: there a zeroed gradient still applied momentum and weight decay).
+
     d = g + wd * p;  buf = momentum * buf + d (buf = d at the first step);  p = p - lr * buf.
     Each line is one fused ``torch.add(..., alpha=...)``: fewer passes over the parameters, same values.
     """
