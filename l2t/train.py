@@ -210,7 +210,8 @@ class Trainer:
         """This run's pairs; with several sources, source indices count their maps one after another."""
         cfg, spec = self.cfg, self.cfg.pairs or self.m["pairs"]
         num_target = len(self.model.feature_channels)
-        if cfg.pairs or len(self.sources) == 1:
+        named = spec in ("single", "one-to-one", "all-to-all")   # a ready-made name: per source, like the default
+        if (cfg.pairs and not named) or len(self.sources) == 1:
             num_source = sum(len(s.feature_channels) for s in self.sources)
             return parse_pairs(spec, self.source_archs[0], cfg.target, num_source, num_target)
         pairs, offset = [], 0  # multi-source (Table 2): the ready-made pairs of every source, offset

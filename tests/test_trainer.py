@@ -49,6 +49,8 @@ def test_multi_source_l2t_ww_pairs_both_sources(tmp_path):
     trainer = run(tmp_path, method="l2t-ww", sources=2, max_iters=2)
     assert len(trainer.pairs) == 30 and max(m for m, _ in trainer.pairs) >= 9  # second source's maps
     trainer.fit(progress=False)
+    named = run(tmp_path, "named", method="l2t-ww", sources=2, pairs="one-to-one").pairs   # a name: per source too
+    assert len(named) == 6 and named[3:] == [(m + 9, n) for m, n in named[:3]]   # resnet20 has 9 maps
 
 
 def test_beta_zero_l2t_ww_equals_scratch_step_for_step(tmp_path):
