@@ -1,5 +1,7 @@
 """Candidate layer pairs (m, n): source feature map m -> target feature map n (paper, Section 3, Fig. 3 a-c)."""
 
+NAMES = ("single", "one-to-one", "all-to-all")   # the ready-made pair sets of every (source, target) below
+
 # (source, target) -> configuration name -> pairs. Source indices count the source's candidate maps
 # (ResNet32: 15 block outputs, stage ends 4, 9, 14); target indices count the target's (VGG9: 5 pre-pool maps).
 CONFIGS = {
@@ -30,7 +32,7 @@ def parse_pairs(spec, source=None, target=None, num_source=None, num_target=None
 
     With ``num_source``/``num_target`` (numbers of candidate maps) every index is range-checked.
     """
-    if isinstance(spec, str) and spec in ("single", "one-to-one", "all-to-all"):
+    if isinstance(spec, str) and spec in NAMES:
         if (source, target) not in CONFIGS:
             raise ValueError(f"no ready-made {spec!r} pairs for source {source!r} -> target {target!r}; "
                              f"known: {sorted(CONFIGS)}; give pairs explicitly as 'm-n,m-n'")

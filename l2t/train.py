@@ -28,7 +28,7 @@ from .matching import Regressors, pooled, wfm_loss
 from .meta import What, Where
 from .methods import method
 from .models import build_model, image_size, load_source
-from .pairs import CONFIGS, parse_pairs
+from .pairs import CONFIGS, NAMES, parse_pairs
 
 VAL_SEED = 2019  # the validation subset is the same for every run, method and seed
 HOW_TO_RUN = ("device", "cuda_graph", "workers", "out", "ckpt_every", "max_iters", "eval_test")   # not what a run is
@@ -210,7 +210,7 @@ class Trainer:
         """This run's pairs; with several sources, source indices count their maps one after another."""
         cfg, spec = self.cfg, self.cfg.pairs or self.m["pairs"]
         num_target = len(self.model.feature_channels)
-        named = spec in ("single", "one-to-one", "all-to-all")   # a ready-made name: per source, like the default
+        named = spec in NAMES   # a ready-made name: per source, like the default
         if (cfg.pairs and not named) or len(self.sources) == 1:
             num_source = sum(len(s.feature_channels) for s in self.sources)
             return parse_pairs(spec, self.source_archs[0], cfg.target, num_source, num_target)
