@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -19,3 +20,10 @@ def have_data(*parts):
 needs_cifar10 = pytest.mark.skipif(not have_data("cifar10", "test"), reason="CIFAR-10 not under L2T_DATA")
 needs_source = pytest.mark.skipif(not have_data("sources", "tinyimagenet-200-resnet32.pth.tar"),
                                   reason="the paper's source checkpoint is not under L2T_DATA")
+
+
+def metrics(run_dir):
+    """A run's metrics rows without their wall times (the only field that may differ between equal runs)."""
+    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["elapsed_s"] >= 0 for r in rows)
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import needs_cifar10, needs_source
+from conftest import metrics, needs_cifar10, needs_source
 from l2t import plots
 from l2t import reproduce as R
 from l2t.cli import main
@@ -136,8 +136,6 @@ def test_224_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monk
     cub200_standin(tmp_path, monkeypatch)
     cfg = lambda name: Config(method="scratch", dataset="cub200", split="paper", target="resnet18", batch_size=4,
                               epochs=3, lr=0.01, device="cpu", workers=workers, out=str(tmp_path / name))
-    rows = lambda name: [{k: v for k, v in json.loads(l).items() if k != "elapsed_s"}
-                         for l in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
     full = Trainer(cfg("full")).fit(progress=False)
     original = Trainer._train_epoch
 
@@ -150,7 +148,7 @@ def test_224_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monk
         Trainer(cfg("killed")).fit(progress=False)
     monkeypatch.setattr(Trainer, "_train_epoch", original)
     resumed = Trainer(cfg("killed")).fit(resume=True, progress=False)
-    assert rows("killed") == rows("full") and len(rows("full")) == 3
+    assert metrics(tmp_path / "killed") == metrics(tmp_path / "full") and len(metrics(tmp_path / "full")) == 3
     assert resumed["test_acc"] == full["test_acc"]
 
 

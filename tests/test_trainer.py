@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from conftest import metrics
 from l2t.methods import METHODS
 from l2t.models import build_model
 from l2t.train import Config, NonFiniteLoss, Trainer
@@ -26,13 +27,6 @@ def run(tmp_path, name="run", sources=1, **kw):
     cfg = Config(**{"sources": ["resnet20:random"] * sources, "batch_size": 6, "epochs": 2, "device": "cpu",
                     "out": str(tmp_path / name), **kw})
     return Trainer(cfg, data=tiny_data(), sources=tiny_sources(sources))
-
-
-def metrics(run_dir):
-    """A run's metrics rows without their wall times (the only field that may differ between equal runs)."""
-    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert all(r["elapsed_s"] >= 0 for r in rows)
-    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
