@@ -27,6 +27,10 @@ class GraphedStep:
 
     def __call__(self, x, y):
         """One iteration of Alg. 1; returns ``(loss, correct, lambda)`` like ``Trainer.step``."""
+        with torch.cuda.device(x.device):   # streams, capture and synchronize on the run's GPU, also on cuda:1
+            return self._step(x, y)
+
+    def _step(self, x, y):
         t, size = self.trainer, len(y)
         done = self.eager_steps.get(size, 0)
         if done < self.warmup:   # warm-up on a side stream, as capture requires
