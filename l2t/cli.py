@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from .train import Config
+from .train import Config, NonFiniteLoss
 
 
 def _add_config_flags(p):
@@ -137,7 +137,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, NonFiniteLoss) as e:
         print(f"l2t {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -34,7 +34,7 @@ def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (C
     for method, by_n in summary.items():
         ns = sorted(by_n, key=int)
         means = [by_n[n]["mean"] for n in ns]
-        stds = [by_n[n]["std"] for n in ns]
+        stds = [by_n[n]["std"] or 0.0 for n in ns]   # None: one seed, no error bar
         line = ax.errorbar([int(n) for n in ns], means, yerr=stds, marker="o", capsize=3, label=method)
         for n in ns:
             for acc, bad in zip(by_n[n]["test_acc"], by_n[n]["collapsed"]):

@@ -243,14 +243,16 @@ def summarize_figure5(results, verbose=True):
     results = Path(results)
     choice = read_lr_choice(results)
     table, runs = {}, load_results(results)
-    for r in runs:
+    real = [r for r in runs if not r["config"].get("max_iters")]   # not the recipe checks (--max-iters)
+    lrs = {}   # the learning rates each method ran at in this folder
+    for r in real:
+        lrs.setdefault(r["config"]["method"] + variant(r["config"]), set()).add(r["config"]["lr"])
+    for r in real:
         c = r["config"]
-        if c.get("max_iters"):   # a recipe check (--max-iters), not a real run
-            continue
         name, lr = c["method"] + variant(c), chosen_lr(choice, c)   # an option reuses its exact method's lr
         if lr is not None and c["lr"] != lr:
             continue  # an lr-grid run that lost
-        if lr is None and "figure5-quick" in str(results):
+        if lr is None and (choice or len(lrs[name]) > 1):   # a grid is under way: never average lrs as seeds
             name = f"{name} [lr {c['lr']:g}, grid not finished]"
         table.setdefault(name, {}).setdefault(c["samples_per_class"], []).append(r)
     on_gpu = lambda r: not str(r.get("device", "cpu")).startswith("cpu")
@@ -260,7 +262,7 @@ def summarize_figure5(results, verbose=True):
             rs = sorted(table[m][n], key=lambda r: r["config"]["seed"])
             accs = [r["test_acc"] for r in rs]
             mean = statistics.mean(accs)
-            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            std = statistics.stdev(accs) if len(accs) > 1 else None   # one seed has no spread to show
             summary.setdefault(m, {})[n] = {"seeds": [r["config"]["seed"] for r in rs], "test_acc": accs,
                                             "collapsed": [r["collapsed"] for r in rs], "mean": mean, "std": std,
                                             "lr": rs[0]["config"]["lr"]}
@@ -268,7 +270,8 @@ def summarize_figure5(results, verbose=True):
             per_seed = ", ".join(f"s{r['config']['seed']}: {a:.2f}{'*' if r['collapsed'] else ''}"
                                  f"{'†' if on_gpu(r) else ''}" for r, a in zip(rs, accs))
             label = m if "[" in m else f"{m} (lr {rs[0]['config']['lr']:g})"
-            lines.append(f"| {label} | {n} | {per_seed} | {mean:.2f} ± {std:.2f} |")
+            spread = f"± {std:.2f}" if std is not None else "(1 seed)"
+            lines.append(f"| {label} | {n} | {per_seed} | {mean:.2f} {spread} |")
     if gpus:   # the same protocol, run on a GPU
         lines += ["", f"† run on {', '.join(sorted(gpus))} with the same protocol; every other run on the CPU."]
     hours = {}   # what the whole folder cost, lr-grid runs and cheaper options included

@@ -71,6 +71,26 @@ class Config:
     workers: int = 2             # DataLoader workers (224x224 datasets only)
     out: str = "runs/default"
 
+    def __post_init__(self):
+        """Counts that must be positive, checked before any data is read or any step is taken."""
+        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_every": self.eval_every,
+                  "ckpt_every": self.ckpt_every, "meta_every": self.meta_every}
+        if self.max_iters is not None:   # 0 would write an untrained model's result under a real run's name
+            counts["max_iters"] = self.max_iters
+        for name, value in counts.items():
+            if value < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {value}")
+        if self.T < 0:
+            raise ValueError(f"T (lookahead steps on the matching loss) must be >= 0, got {self.T}")
+
+
+def _epoch_of(line):
+    """The epoch of a metrics.jsonl row; infinity for a row a kill cut off mid-write (it is dropped)."""
+    try:
+        return json.loads(line)["epoch"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return float("inf")
+
 
 class NonFiniteLoss(RuntimeError):
     """Raised when a training loss becomes NaN or infinite."""
@@ -297,7 +317,7 @@ class Trainer:
         elif ckpt.exists():   # starting over: a kill before the first save must not resume the old run
             ckpt.unlink()
         lines = metrics_path.read_text().splitlines() if (resume and metrics_path.exists()) else []
-        lines = [l for l in lines if json.loads(l)["epoch"] < self.epoch]
+        lines = [l for l in lines if _epoch_of(l) < self.epoch]   # rows past the checkpoint are redone
         metrics_path.write_text("".join(l + "\n" for l in lines))
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
         start = time.time() - self.elapsed   # a resumed run keeps counting from its checkpoint

@@ -29,13 +29,20 @@ def test_cli_train_inspect_evaluate_on_real_data(tmp_path, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert len(shown["lambda"]) == 15 and all(0 <= v <= 6 for v in shown["lambda"])
     assert (tmp_path / "g.png").stat().st_size > 1000
+    assert main(["evaluate", str(out), "--device", "cpu"]) == 0   # the checkpoint scores as result.json says
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["best_val_epoch"] == result["best_val_epoch"] and scored["best_val_test_acc"] == result["test_acc"]
 
 
 def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):
-    assert main(["train", "--method", "nope", "--out", str(tmp_path)]) == 2
-    assert "unknown method 'nope'" in capsys.readouterr().err
-    assert main(["train", "--config", "no-such-config", "--out", str(tmp_path)]) == 2
-    assert "neither a file nor one of" in capsys.readouterr().err
+    cases = [(["train", "--method", "nope"], "unknown method 'nope'"),
+             (["train", "--config", "no-such-config"], "neither a file nor one of"),
+             (["train", "--method", "scratch", "--epochs", "0"], "epochs must be >= 1, got 0"),
+             (["reproduce", "figure5", "--max-iters", "0", "--dry-run"], "max-iters must be >= 1, got 0")]
+    for argv, message in cases:
+        assert main(argv + ["--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def make_standin_root(root, real_source):
@@ -190,13 +197,32 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     summary = R.summarize_figure5(folder, verbose=False)
     s = summary["scratch"][10]
     assert s["test_acc"] == [30.0, 32.0, 13.0] and s["collapsed"] == [False, False, True]
-    assert abs(s["mean"] - 25.0) < 1e-9 and s["std"] > 0
+    assert abs(s["mean"] - 25.0) < 1e-9 and abs(s["std"] - 10.4403) < 1e-4   # the sample std (n - 1), as in the paper
     assert "l2t-ww [lr 0.1, grid not finished]" in summary
     text = (folder / "summary.md").read_text()
     assert "s2: 13.00*" in text and "12.00" not in text
     assert "s1: 32.00†" in text and "s0: 30.00," in text and "† run on NVIDIA H200" in text
     assert "0.50 GPU-hours" in text and "2.00 CPU-hours" in text   # 4 CPU runs and 1 GPU run of 30 min each
     assert (folder / "figure5.png").stat().st_size > 1000
+    assert "| 25.00 ± 10.44 |" in text and "| 35.00 (1 seed) |" in text   # one seed: no spread, not "± 0.00"
+    assert summary["l2t-ww [lr 0.1, grid not finished]"][10]["std"] is None
+
+
+def test_figure5_summary_keeps_learning_rates_apart_in_any_folder(tmp_path):
+    """Outside results/figure5-quick too, runs at two lrs are never averaged as if they were two seeds."""
+    folder = tmp_path / "my-figure5"
+    folder.mkdir()
+    for seed, lr, acc in ((0, 0.1, 20.0), (0, 0.01, 30.0), (1, 0.01, 32.0)):
+        r = {"config": {"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": lr}, "test_acc": acc,
+             "collapsed": False, "device": "cpu"}
+        (folder / f"scratch-n10-s{seed}-lr{lr:g}.json").write_text(json.dumps(r))
+    r = {"config": {"method": "at", "samples_per_class": 10, "seed": 0, "lr": 0.1}, "test_acc": 25.0,
+         "collapsed": False, "device": "cpu"}
+    (folder / "at-n10-s0-lr0.1.json").write_text(json.dumps(r))
+    summary = R.summarize_figure5(folder, verbose=False)
+    assert summary["scratch [lr 0.01, grid not finished]"][10]["test_acc"] == [30.0, 32.0]
+    assert summary["scratch [lr 0.1, grid not finished]"][10]["test_acc"] == [20.0]
+    assert summary["at"][10]["test_acc"] == [25.0]   # one lr and no grid in this folder: the run as it is
 
 
 def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their_own_results(tmp_path, monkeypatch):

@@ -117,6 +117,59 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypa
     assert elapsed[0] > 2.0 and elapsed == sorted(elapsed) and resumed["wall_time_s"] >= elapsed[-1]   # across the kill
 
 
+def test_resume_between_checkpoints_redoes_the_epochs_after_it_and_survives_a_cut_metrics_row(tmp_path, monkeypatch):
+    """The Figure 5 protocol saves every 20th epoch: a kill later loses the rows after the save, which are redone."""
+    full = run(tmp_path, "full", method="fm-one-to-one", epochs=4, ckpt_every=2).fit(progress=False)
+    original = Trainer._train_epoch
+    calls = {"n": 0}
+
+    def dies_in_epoch_four(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("killed")
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", dies_in_epoch_four)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "killed", method="fm-one-to-one", epochs=4, ckpt_every=2).fit(progress=False)
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    rows = tmp_path / "killed" / "metrics.jsonl"
+    assert len(rows.read_text().splitlines()) == 3   # epochs 0-2 written; the checkpoint holds epoch 2
+    with open(rows, "a") as f:
+        f.write('{"epoch": 3, "train_lo')   # a row the kill cut off mid-write
+    resumed = run(tmp_path, "killed", method="fm-one-to-one", epochs=4, ckpt_every=2).fit(resume=True, progress=False)
+    assert metrics(tmp_path / "killed") == metrics(tmp_path / "full")   # epoch 2 redone once, the cut row dropped
+    assert resumed["test_acc"] == full["test_acc"]
+
+
+def test_result_scores_the_best_validation_weights_not_the_last(tmp_path, monkeypatch):
+    """test_acc in result.json is the test accuracy of the weights of the best-validation epoch."""
+    trainer = run(tmp_path, method="scratch", epochs=3)
+    scores, states = iter([50.0, 80.0, 20.0]), []   # validation accuracy of epochs 0, 1, 2: the best is epoch 1
+    accuracy = Trainer.accuracy
+
+    def scripted(self, part, labels=None, state=None):
+        if part is self.data["val"]:
+            states.append({k: v.clone() for k, v in self.model.state_dict().items()})
+            return next(scores)
+        return accuracy(self, part, labels, state)
+
+    predict, scored = Trainer.predict, []
+
+    def spied(self, part, labels=None, state=None, **kw):
+        if part is self.data["test"]:
+            scored.append(state)
+        return predict(self, part, labels, state, **kw)
+
+    monkeypatch.setattr(Trainer, "accuracy", scripted)
+    monkeypatch.setattr(Trainer, "predict", spied)
+    result = trainer.fit(progress=False)
+    assert result["best_val_epoch"] == 1 and result["best_val_acc"] == 80.0
+    assert len(scored) == 1 and all(torch.equal(scored[0][k], v) for k, v in states[1].items())   # epoch 1's weights
+    assert any(not torch.equal(states[1][k], v) for k, v in trainer.model.state_dict().items())   # not the last
+    assert result["test_acc"] == accuracy(trainer, trainer.data["test"], state=states[1])
+
+
 def test_a_checkpoint_resumes_only_its_own_run_and_starting_over_removes_it(tmp_path, monkeypatch):
     run(tmp_path, method="scratch", epochs=2).fit(progress=False)
     ckpt = tmp_path / "run" / "checkpoint.pt"
@@ -180,6 +233,13 @@ def test_bad_method_and_device_are_clear_errors(tmp_path):
         Trainer(Config(method="scratch", dataset="stl10", split="papr", device="cpu"))
     with pytest.raises(ValueError, match="samples per class must be >= 1, got 0"):
         Trainer(Config(method="scratch", samples_per_class=0, device="cpu"))
+    # counts: each of these used to divide by zero after training, or (max_iters=0, epochs=0) to write an
+    # untrained model's result under a real run's name
+    for field in ("epochs", "batch_size", "eval_every", "ckpt_every", "meta_every", "max_iters"):
+        with pytest.raises(ValueError, match=f"{field.replace('_', '-')} must be >= 1, got 0"):
+            Config(**{field: 0})
+    with pytest.raises(ValueError, match="T .* must be >= 0, got -1"):
+        Config(T=-1)
 
 
 def test_a_run_trained_with_cuda_graphs_loads_for_inspection_on_a_cpu(tmp_path):
