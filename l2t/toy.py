@@ -46,7 +46,7 @@ class ToyProblem:
     source: nn.Module
     regressors: Regressors
     what: What
-    where: Where
+    where: Where                     # None: lambda fixed at 1 (the l2t-w methods)
     optimizer: torch.optim.SGD
     x: torch.Tensor
     y: torch.Tensor
@@ -55,12 +55,16 @@ class ToyProblem:
 
     def phi(self):
         """The meta-parameters phi: the parameters of the what- and where-networks (paper, Sec. 3.1)."""
-        return list(self.what.parameters()) + list(self.where.parameters())
+        return list(self.what.parameters()) + ([] if self.where is None else list(self.where.parameters()))
 
 
 def toy_problem(seed=0, batch=6, lr=0.1, momentum=0.9, weight_decay=1e-2, beta=0.5, phi_noise=0.3,
-                dtype=torch.float64):
-    """A ToyProblem after one ordinary SGD step on L_total (Alg. 1 line 4), so momentum buffers are non-zero."""
+                dtype=torch.float64, fixed_lambda=False, fresh_momentum=False):
+    """A ToyProblem after one ordinary SGD step on L_total (Alg. 1 line 4), so momentum buffers are non-zero.
+
+    ``fixed_lambda``: no where-network (lambda = 1). ``fresh_momentum``: the buffers are dropped after that
+    step, so the lookahead's first step starts them (buf = d), as at a run's very first iteration.
+    """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     target = ToyNet((4, 6), num_classes=3).to(dtype)
@@ -69,9 +73,9 @@ def toy_problem(seed=0, batch=6, lr=0.1, momentum=0.9, weight_decay=1e-2, beta=0
     y = torch.randint(0, 3, (batch,), generator=gen)
     regressors = Regressors(PAIRS, source.feature_channels, target.feature_channels).to(dtype)
     what = What(PAIRS, source.feature_channels).to(dtype)
-    where = Where(PAIRS, source.feature_channels).to(dtype)
+    where = None if fixed_lambda else Where(PAIRS, source.feature_channels).to(dtype)
     with torch.no_grad():   # move phi away from its flat start (uniform w, lambda = 1)
-        for p in list(what.parameters()) + list(where.parameters()):
+        for p in list(what.parameters()) + ([] if where is None else list(where.parameters())):
             p.add_(phi_noise * torch.randn(p.shape, generator=gen, dtype=dtype))
     params = list(target.parameters()) + list(regressors.parameters())
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -81,6 +85,9 @@ def toy_problem(seed=0, batch=6, lr=0.1, momentum=0.9, weight_decay=1e-2, beta=0
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if fresh_momentum:
+        for p in params:
+            optimizer.state[p].pop("momentum_buffer", None)
     return ToyProblem(target, source, regressors, what, where, optimizer, x, y, source_features, beta)
 
 
@@ -88,7 +95,7 @@ def exact_meta_gradient(problem, T=2):
     """(L_org(theta_{T+1}), grad_phi of it) by ``l2t.lookahead.meta_gradient`` (Alg. 1 lines 5-8); zeros where phi is unused."""
     sf = problem.source_features
     outer, _ = meta_gradient(problem.target, problem.regressors, sf, problem.x, problem.y, problem.what(sf),
-                             problem.where(sf), problem.optimizer, problem.beta, T)
+                             _lambda(problem, sf), problem.optimizer, problem.beta, T)
     phi = problem.phi()
     if not outer.requires_grad:   # T = 0: no step depends on phi
         return outer.detach(), [torch.zeros_like(p) for p in phi]
@@ -96,10 +103,14 @@ def exact_meta_gradient(problem, T=2):
     return outer.detach(), [torch.zeros_like(p) if g is None else g for p, g in zip(phi, grads)]
 
 
+def _lambda(problem, sf):
+    return None if problem.where is None else problem.where(sf)
+
+
 @torch.no_grad()
 def _weights(problem):
     sf = problem.source_features
-    return problem.what(sf), problem.where(sf)
+    return problem.what(sf), _lambda(problem, sf)
 
 
 def outer_loss_by_sgd(problem, T=2):

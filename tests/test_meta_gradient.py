@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from l2t.lookahead import meta_gradient
 from l2t.matching import wfm_loss
-from l2t.toy import toy_problem
+from l2t.toy import exact_meta_gradient, finite_difference, outer_loss_by_sgd, toy_problem
 
 LR, MOMENTUM, WD, BETA = 0.1, 0.9, 1e-2, 0.5
 
@@ -22,36 +22,6 @@ def phi_of(what, where):
     return list(what.parameters()) + list(where.parameters())
 
 
-def reference_outer_loss(target, regressors, what, where, opt, x, y, sf, T):
-    """L_org(theta_{T+1}) with torch.optim.SGD itself on deep copies: the ground truth of lines 5-7."""
-    target, regressors = copy.deepcopy(target), copy.deepcopy(regressors)
-    params = list(target.parameters()) + list(regressors.parameters())
-    ref = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WD)
-    old = opt.param_groups[0]["params"]
-    ref.load_state_dict(copy.deepcopy(opt.state_dict()))  # same momentum buffers (copies), by position
-    assert len(old) == len(params)
-    with torch.no_grad():
-        w, lam = what(sf), where(sf)
-    for _ in range(T):
-        ref.zero_grad(set_to_none=True)
-        _, tf = target(x)
-        wfm_loss(regressors(sf, tf), w, lam, BETA).backward()
-        ref.step()
-    ref.zero_grad(set_to_none=True)
-    logits, _ = target(x)
-    F.cross_entropy(logits, y).backward()
-    ref.step()
-    with torch.no_grad():
-        logits, _ = target(x)
-        return F.cross_entropy(logits, y)
-
-
-@torch.no_grad()
-def shift(params, direction, eps):
-    for p, d in zip(params, direction):
-        p.add_(eps * d)
-
-
 def ours(target, regressors, what, where, opt, x, y, sf, T):
     outer, _ = meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, T)
     return outer, torch.autograd.grad(outer, phi_of(what, where))
@@ -59,25 +29,17 @@ def ours(target, regressors, what, where, opt, x, y, sf, T):
 
 @pytest.mark.parametrize("T", [1, 2])
 def test_meta_gradient_matches_central_finite_differences(T):
-    target, source, regressors, what, where, opt, x, y, sf = setup(T)
-    outer, grads = ours(target, regressors, what, where, opt, x, y, sf, T)
-    # the forward value is exactly what torch.optim.SGD produces
-    ref = reference_outer_loss(target, regressors, what, where, opt, x, y, sf, T)
-    assert torch.allclose(outer, ref, rtol=1e-10, atol=1e-12)
-    phi = phi_of(what, where)
+    """The value is torch.optim.SGD's own (l2t.toy.outer_loss_by_sgd); the gradient matches it along 3 directions."""
+    problem = toy_problem(0, lr=LR, momentum=MOMENTUM, weight_decay=WD, beta=BETA)
+    outer, grads = exact_meta_gradient(problem, T)
+    assert float(outer) == pytest.approx(outer_loss_by_sgd(problem, T), rel=1e-10, abs=1e-12)
     gen = torch.Generator().manual_seed(1)
     for _ in range(3):  # random directions over all of phi
-        v = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in phi]
-        eps = 1e-5
-        shift(phi, v, eps)
-        plus = reference_outer_loss(target, regressors, what, where, opt, x, y, sf, T)
-        shift(phi, v, -2 * eps)
-        minus = reference_outer_loss(target, regressors, what, where, opt, x, y, sf, T)
-        shift(phi, v, eps)
-        fd = (plus - minus) / (2 * eps)
-        analytic = sum((g * d).sum() for g, d in zip(grads, v))
-        assert abs(float(analytic)) > 1e-8, "the meta-gradient should not vanish here"
-        assert abs(float(analytic - fd)) <= 1e-5 * abs(float(fd)), (float(analytic), float(fd))
+        v = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in problem.phi()]
+        fd = finite_difference(problem, v, T)
+        analytic = float(sum((g * d).sum() for g, d in zip(grads, v)))
+        assert abs(analytic) > 1e-8, "the meta-gradient should not vanish here"
+        assert abs(analytic - fd) <= 1e-5 * abs(fd), (analytic, fd)
 
 
 def independent_unroll(target, regressors, what, where, opt, x, y, sf, T):
@@ -167,3 +129,18 @@ def test_a_tensor_learning_rate_gives_the_same_meta_gradient():
     half, _ = meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, 2,
                             lr=torch.tensor(LR / 2, dtype=torch.float64))
     assert not torch.allclose(half, out["float"][0])   # the tensor is really the lookahead's lr
+
+
+@pytest.mark.parametrize("case", [dict(momentum=0.0, weight_decay=0.0), dict(momentum=0.0), dict(weight_decay=0.0),
+                                  dict(fresh_momentum=True), dict(fixed_lambda=True)],
+                         ids=["plain-sgd", "no-momentum", "no-weight-decay", "first-step-buffers", "fixed-lambda"])
+def test_meta_gradient_is_exact_in_every_branch_of_the_sgd_step(case):
+    """Each branch of sgd_step (momentum or not, weight decay or not, no buffer yet) and lambda = 1 (l2t-w)."""
+    problem = toy_problem(seed=5, **case)
+    outer, grads = exact_meta_gradient(problem, T=2)
+    assert float(outer) == pytest.approx(outer_loss_by_sgd(problem, T=2), rel=1e-10)   # torch.optim.SGD's value
+    gen = torch.Generator().manual_seed(2)
+    v = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in problem.phi()]
+    fd = finite_difference(problem, v, T=2)
+    analytic = float(sum((g * d).sum() for g, d in zip(grads, v)))
+    assert abs(analytic) > 1e-8 and abs(analytic - fd) <= 1e-5 * abs(fd), (analytic, fd)

@@ -71,6 +71,46 @@ def test_meta_networks_receive_nonzero_gradients_and_move(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(after, before))
 
 
+def test_the_trainer_puts_algorithm_1s_meta_gradient_on_phi(tmp_path):
+    """phi.grad after a step is grad_phi L_org(theta_{T+1}) from the state right after line 4, at the run's lr, beta, T."""
+    import copy
+    from l2t.lookahead import meta_gradient
+    trainer = run(tmp_path, method="l2t-ww", lr=0.05, beta=0.7, T=3)
+    reference = {}
+    meta = Trainer.meta
+
+    def checked(self, x, y, s_feats, what_w, where_l, lr=None):
+        model, regressors = copy.deepcopy(self.model), copy.deepcopy(self.regressors)
+        what, where = copy.deepcopy(self.what), copy.deepcopy(self.where)
+        sgd = torch.optim.SGD(list(model.parameters()) + list(regressors.parameters()), lr=0.05, momentum=0.9,
+                              weight_decay=1e-4)
+        sgd.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))   # theta_0's momentum buffers
+        outer, _ = meta_gradient(model, regressors, s_feats, x, y, what(s_feats), where(s_feats), sgd, 0.7, 3)
+        reference["grads"] = torch.autograd.grad(outer, list(what.parameters()) + list(where.parameters()))
+        return meta(self, x, y, s_feats, what_w, where_l, lr)
+
+    trainer.meta = checked.__get__(trainer)
+    x, y = next(iter(trainer.train_loader))
+    trainer.step(x, y)
+    phi = trainer.meta_optimizer.param_groups[0]["params"]
+    assert len(phi) == len(reference["grads"])
+    for p, g in zip(phi, reference["grads"]):
+        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-7)
+    assert sum(float(g.abs().sum()) for g in reference["grads"]) > 0
+
+
+def test_meta_every_k_moves_phi_only_on_every_kth_iteration(tmp_path):
+    trainer = run(tmp_path, method="l2t-ww", meta_every=2)
+    phi = trainer.meta_optimizer.param_groups[0]["params"]
+    batches = iter(trainer.train_loader)
+    moved = []
+    for _ in range(2):
+        before = [p.detach().clone() for p in phi]
+        trainer.step(*next(batches))
+        moved.append(any(not torch.equal(a, b) for a, b in zip(phi, before)))
+    assert moved == [True, False]   # iteration 0 updates phi, iteration 1 does not
+
+
 def test_an_exact_step_does_no_repeated_work(tmp_path):
     # Issue 4: source features once per batch, no replayed forwards. In one L2T-ww iteration the source runs
     # once and the target T + 3 times (Alg. 1 line 4, T matching steps, the CE step, the outer loss), and each
