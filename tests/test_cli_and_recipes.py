@@ -3,6 +3,7 @@ import json
 import multiprocessing
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from l2t import plots
 from l2t import reproduce as R
 from l2t.cli import main
 from l2t.models import build_model
+from l2t.train import HOW_TO_RUN
 
 
 @needs_cifar10
@@ -86,13 +88,16 @@ def test_every_paper_recipe_runs_one_iteration(tmp_path, monkeypatch, experiment
     else:
         plan = R.figure5("paper", seeds=[0], methods=["scratch"], samples=[1], out=out, device="cpu", max_iters=1)
         plan = [cfg for _, cfg in plan]
-    results = [json.loads(p.read_text()) for p in sorted(out.glob("*-it1.json"))]
-    assert len(results) == len(plan) >= 1
-    for cfg, r in zip(plan, results):
-        assert r["iterations"] == 1 and r["config"]["epochs"] == 200 and r["config"]["lr"] == 0.1
-        assert r["config"]["batch_size"] == 128 and r["config"]["T"] == 2
+    results = {p.stem: json.loads(p.read_text()) for p in out.glob("*-it1.json")}
+    assert sorted(results) == sorted(R.run_id(cfg) for cfg in plan) and plan
+    for cfg in plan:   # each run trained exactly its planned config, which is the paper's
+        r = results[R.run_id(cfg)]
+        planned = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in HOW_TO_RUN}
+        assert {k: v for k, v in r["config"].items() if k not in HOW_TO_RUN} == planned
+        assert r["iterations"] == 1 and cfg.epochs == 200 and cfg.lr == 0.1 and cfg.T == 2
+        assert cfg.batch_size == 128 and cfg.momentum == 0.9 and cfg.weight_decay == 1e-4 and cfg.beta == 0.5
     if kind == "table2":
-        assert {len(r["config"]["sources"]) for r in results} == {2} and len(results) == 3
+        assert {len(r["config"]["sources"]) for r in results.values()} == {2} and len(results) == 3
 
 
 @pytest.mark.parametrize("column", ["cifar100", "stl10"])
@@ -133,6 +138,17 @@ def test_224_setting_trains_from_imagefolder_with_paper_transforms(tmp_path, mon
     r = json.loads(next((tmp_path / "res").glob("*.json")).read_text())
     assert plan[0].target == "resnet18" and plan[0].batch_size == 64 and len(r["pairs"]) == 16
     assert r["iterations"] == 1 and r["n_train"] == 8 and 0 <= r["test_acc"] <= 100
+    from torchvision import transforms as TV
+    from l2t.train import prepare_data
+    data = prepare_data(plan[0])   # the paper's transforms: random-resized crops to train, a centre crop to score
+    train = [type(t) for t in data["train"].dataset.transform.transforms]
+    assert train[:2] == [TV.RandomResizedCrop, TV.RandomHorizontalFlip]
+    assert data["train"].dataset.transform.transforms[0].size == (224, 224)
+    for part in ("train_eval", "val", "test"):
+        resize, crop = data[part].dataset.transform.transforms[:2]
+        assert isinstance(resize, TV.Resize) and resize.size == 256 and isinstance(crop, TV.CenterCrop)
+        assert crop.size == (224, 224)
+    assert data["train"][0][0].shape == data["test"][0][0].shape == (3, 224, 224)
 
 
 @pytest.mark.parametrize("workers", [0, 1])

@@ -37,9 +37,15 @@ def test_uniform_weights_reduce_to_mse_and_zero_when_matched():
 
 
 def test_source_is_resized_to_target_size():
+    """An 8x8 source map is compared, bilinearly resized, with a 4x4 target map (Eq. 2 on unequal sizes)."""
     reg = Regressors([(0, 0)], [3], [2])
-    errors = reg([torch.randn(2, 3, 8, 8)], [torch.randn(2, 2, 4, 4)])
-    assert errors[0].shape == (2, 3)
+    s, t = torch.randn(2, 3, 8, 8), torch.randn(2, 2, 4, 4)
+    errors = reg([s], [t])
+    mapped = reg.convs[0](t)
+    resized = torch.nn.functional.interpolate(s, size=(4, 4), mode="bilinear", align_corners=False)
+    assert torch.allclose(resized, s.unfold(2, 2, 2).unfold(3, 2, 2).mean((-1, -2)))   # halving = 2x2 means
+    assert torch.allclose(errors[0], (mapped - resized).pow(2).mean((2, 3)))
+    assert not torch.allclose(errors[0], (mapped - s[..., ::2, ::2]).pow(2).mean((2, 3)))   # not a subsampling
 
 
 def test_meta_networks_start_uniform_and_at_one():

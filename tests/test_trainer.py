@@ -317,6 +317,7 @@ def test_bf16_first_order_parts_keep_the_meta_gradient_within_tolerance(tmp_path
     fp32, bf16 = error(meta_gradient_of_one_step(tmp_path, "fp32", 0.01)), error(meta_gradient_of_one_step(tmp_path, "bf16", 0.01))
     assert fp32 < 0.10, fp32
     assert 0 < bf16 < 0.30, bf16
+    assert bf16 > 2 * fp32, (bf16, fp32)   # bf16 really ran: an ignored flag would give float32's error
 
 
 def test_cuda_graph_option_needs_a_gpu(tmp_path):
