@@ -1,6 +1,5 @@
 """Reading a Figure 5 results folder while ``l2t reproduce figure5`` is still filling it (paper, Figure 5)."""
 import json
-import shutil
 from pathlib import Path
 
 from .reproduce import FIG5_METHODS, chosen_lr, figure5_seeds, read_lr_choice, variant
@@ -41,21 +40,6 @@ def _status(folder, results):
     have = {(r["config"]["method"], r["config"]["samples_per_class"], r["config"]["seed"]) for r in counted}
     return {"lr_choice": choice, "counted": counted, "extra": extra, "pending_grid": pending,
             "missing": [p for p in planned if p not in have], "planned": planned}
-
-
-def copy_counted(folder, destination):
-    """Copy the counted and extra result files and ``lr_choice.json`` of ``folder`` to ``destination`` (for ``summarize_figure5``)."""
-    folder, destination = Path(folder), Path(destination)
-    destination.mkdir(parents=True, exist_ok=True)
-    results = _results(folder)
-    status = _status(folder, results)
-    keep = {id(r) for r in status["counted"] + status["extra"]}   # the very dicts read above
-    for name, r in results.items():
-        if id(r) in keep:
-            shutil.copy(folder / name, destination / name)
-    if (folder / "lr_choice.json").exists():
-        shutil.copy(folder / "lr_choice.json", destination / "lr_choice.json")
-    return destination
 
 
 def _results(folder):

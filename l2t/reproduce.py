@@ -238,9 +238,15 @@ def _figure5_order(name):
     return (order.index(base) if base else len(order), name)
 
 
-def summarize_figure5(results, verbose=True):
-    """Per method and N: per-seed test accuracies (collapsed runs marked), mean ± std; writes summary files."""
+def summarize_figure5(results, verbose=True, out=None):
+    """Per method and N: per-seed test accuracies (collapsed runs marked), mean ± std; writes summary files.
+
+    The files go to ``out`` (default: ``results`` itself), so a folder still being filled can be read
+    without writing into it.
+    """
     results = Path(results)
+    out = Path(out) if out is not None else results
+    out.mkdir(parents=True, exist_ok=True)
     choice = read_lr_choice(results)
     table, runs = {}, load_results(results)
     real = [r for r in runs if not r["config"].get("max_iters")]   # not the recipe checks (--max-iters)
@@ -281,8 +287,8 @@ def summarize_figure5(results, verbose=True):
     if hours:
         lines += ["", "Training time of every run in this folder (lr grid included): " +
                   ", ".join(f"{h:.2f} {k}-hours" for k, h in sorted(hours.items())) + "."]
-    (results / "summary.json").write_text(json.dumps(summary, indent=1))
-    (results / "summary.md").write_text("\n".join(lines) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
     if summary:   # figure5.png: the paper's five lines; paired.png: every method and option, seed by seed
         import matplotlib.pyplot as plt
         from .plots import figure5_plot, lead_split, lead_split_plot, paired_plot
@@ -291,9 +297,9 @@ def summarize_figure5(results, verbose=True):
         if lead_split(summary):   # lead_split.png: L2T-ww's lead over FM = more pairs + learned weights
             figures.append(("lead_split.png", lead_split_plot(summary)))
         else:
-            (results / "lead_split.png").unlink(missing_ok=True)   # never leave a stale split behind
+            (out / "lead_split.png").unlink(missing_ok=True)   # never leave a stale split behind
         for name, fig in figures:
-            fig.savefig(results / name, dpi=150, bbox_inches="tight")
+            fig.savefig(out / name, dpi=150, bbox_inches="tight")
             plt.close(fig)
     if verbose:
         print("\n".join(lines))

@@ -1,7 +1,7 @@
 """l2t.partial: a Figure 5 results folder read while it is still being filled."""
 import json
 
-from l2t.partial import copy_counted, figure5_status
+from l2t.partial import figure5_status
 from l2t.reproduce import summarize_figure5
 
 
@@ -29,13 +29,12 @@ def test_status_separates_counted_pending_and_missing(tmp_path):
     assert ("scratch", 25, 0) in status["missing"]
     assert len(status["planned"]) == 5 * (3 + 3 + 2 + 2)
 
-    out = copy_counted(tmp_path, tmp_path / "copy")
-    names = sorted(p.name for p in out.glob("*.json"))
-    assert names == ["lr_choice.json", "scratch-n10-s0-lr0.03.json", "scratch-n10-s1-lr0.03.json",
-                     "scratch-n25-s0-lr0.03-every4.json"]
-    summary = summarize_figure5(out)                           # writes its summary files into the copy only
+    before = sorted(p.name for p in tmp_path.iterdir())
+    summary = summarize_figure5(tmp_path, verbose=False, out=tmp_path / "elsewhere")   # reads here, writes there
     assert summary["scratch"][10]["test_acc"] == [30.0, 28.0] and summary["scratch-every4"][25]["test_acc"] == [35.0]
-    assert not (tmp_path / "summary.json").exists()
+    assert "lwf [lr 0.1, grid not finished]" in summary and "at" not in summary   # pending grid labelled; check ignored
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["elsewhere"])   # nothing written here
+    assert (tmp_path / "elsewhere" / "summary.md").exists() and (tmp_path / "elsewhere" / "figure5.png").exists()
 
 
 def test_status_of_a_missing_folder(tmp_path):
