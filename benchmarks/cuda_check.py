@@ -6,6 +6,11 @@ the relative errors of the target's weights after the step and of the meta-gradi
 It then measures how far float32 (with and without cuDNN's TF32), and ``--bf16``, land from float64.
 
     python benchmarks/cuda_check.py [--out benchmarks/results/cuda_check.json]
+    python benchmarks/cuda_check.py --perturbation [--batch 64]   # CPU only: why CUDA and the CPU differ
+
+``--perturbation`` needs no GPU. In float64 on the CPU, it moves every input by one float32 rounding step
+(2^-24, relative, random sign) and reports how far the weights and the meta-gradient move, beside the
+batch's cross-entropy before and after one plain SGD step at lr 0.1 and 0.01 (is the lookahead stable?).
 """
 import argparse
 import copy
@@ -20,7 +25,7 @@ from l2t.models import build_model, load_source
 from l2t.train import Config, Trainer
 
 
-def one_step(device, images, labels, source, mode="fp64", lr=0.1):
+def one_step(device, images, labels, source, mode="fp64", lr=0.1, perturb=0.0):
     """Target weights after one L2T-ww iteration and the meta-gradient of phi, both as flat CPU float64.
 
     Every run starts from the same float32 initialisation; ``mode`` is fp64 (everything converted to
@@ -37,6 +42,9 @@ def one_step(device, images, labels, source, mode="fp64", lr=0.1):
         for module in (trainer.model, trainer.regressors, trainer.what, trainer.where, *trainer.sources):
             module.double()
         x = x.double()
+    if perturb:   # one rounding step of the float32 input, up or down at random
+        signs = torch.randint(0, 2, x.shape, generator=torch.Generator().manual_seed(2)).to(x) * 2 - 1
+        x = x * (1 + perturb * signs)
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
     sync()
     start = time.perf_counter()
@@ -64,19 +72,55 @@ def batch_of_images(n):
     return torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(n) % 10, "random"
 
 
+def ce_step(images, labels, lr):
+    """The batch's cross-entropy (train-mode BatchNorm, as in the lookahead) before and after one SGD step on it."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    cfg = Config(method="scratch", batch_size=len(labels), device="cpu", lr=lr, out="/tmp/l2t-cuda-check")
+    trainer = Trainer(cfg, data={k: (images, labels) for k in ("train", "val", "test")}, sources=[])
+    x, y = next(iter(trainer.train_loader))
+    with torch.no_grad():
+        before = float(F.cross_entropy(trainer.model(x)[0], y))
+    trainer.step(x, y)
+    with torch.no_grad():
+        return before, float(F.cross_entropy(trainer.model(x)[0], y))
+
+
+def perturbation(source, source_name, batch, out):
+    """CPU, float64: the meta-gradient's sensitivity to a one-rounding-step change of the float32 inputs."""
+    images, labels, images_name = batch_of_images(batch)
+    rel = lambda a, b: float((a - b).norm() / b.norm())
+    report = {"date": time.strftime("%Y-%m-%d"), "device": "cpu", "torch": torch.__version__, "source": source_name,
+              "images": images_name, "batch": batch, "perturbation": 2.0 ** -24}
+    for lr in (0.1, 0.01):
+        ref = one_step("cpu", images, labels, source, "fp64", lr)
+        moved = one_step("cpu", images, labels, source, "fp64", lr, perturb=2.0 ** -24)
+        before, after = ce_step(images, labels, lr)
+        report[f"lr={lr}"] = {"theta_rel_change": rel(moved[0], ref[0]), "meta_gradient_rel_change": rel(moved[1], ref[1]),
+                              "ce_before_step": before, "ce_after_step": after}
+    print(json.dumps(report, indent=1))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=1))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--out", default="benchmarks/results/cuda_check.json")
+    p.add_argument("--out", help="JSON to write (default: benchmarks/results/cuda_check.json, or "
+                                 "perturbation-cpu.json with --perturbation)")
+    p.add_argument("--perturbation", action="store_true", help="CPU only: sensitivity to one input rounding step")
     args = p.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("no CUDA device: this check compares CUDA with the CPU")
     try:
         source = load_source()
         source_name = "paper ResNet32-TinyImageNet"
     except (FileNotFoundError, ValueError):
         torch.manual_seed(1)
         source, source_name = build_model("resnet32", 200).eval().requires_grad_(False), "random ResNet32"
+    if args.perturbation:
+        return perturbation(source, source_name, args.batch, args.out or "benchmarks/results/perturbation-cpu.json")
+    if not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: this check compares CUDA with the CPU (--perturbation runs on the CPU)")
+    args.out = args.out or "benchmarks/results/cuda_check.json"
     images, labels, images_name = batch_of_images(args.batch)
     rel = lambda a, b: float((a - b).norm() / b.norm())
     cpu = one_step("cpu", images, labels, source)
