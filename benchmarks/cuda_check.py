@@ -72,6 +72,18 @@ def batch_of_images(n):
     return torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8), torch.arange(n) % 10, "random"
 
 
+def rel(a, b):
+    """Relative difference |a - b| / |b| of two flat tensors."""
+    return float((a - b).norm() / b.norm())
+
+
+def write_report(report, out):
+    """Print the report and write it as JSON to ``out``."""
+    print(json.dumps(report, indent=1))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=1))
+
+
 def ce_step(images, labels, lr):
     """The batch's cross-entropy (train-mode BatchNorm, as in the lookahead) before and after one SGD step on it."""
     import torch.nn.functional as F
@@ -89,7 +101,6 @@ def ce_step(images, labels, lr):
 def perturbation(source, source_name, batch, out):
     """CPU, float64: the meta-gradient's sensitivity to a one-rounding-step change of the float32 inputs."""
     images, labels, images_name = batch_of_images(batch)
-    rel = lambda a, b: float((a - b).norm() / b.norm())
     report = {"date": time.strftime("%Y-%m-%d"), "device": "cpu", "torch": torch.__version__, "source": source_name,
               "images": images_name, "batch": batch, "perturbation": 2.0 ** -24}
     for lr in (0.1, 0.01):
@@ -98,9 +109,7 @@ def perturbation(source, source_name, batch, out):
         before, after = ce_step(images, labels, lr)
         report[f"lr={lr}"] = {"theta_rel_change": rel(moved[0], ref[0]), "meta_gradient_rel_change": rel(moved[1], ref[1]),
                               "ce_before_step": before, "ce_after_step": after}
-    print(json.dumps(report, indent=1))
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(report, indent=1))
+    write_report(report, out)
 
 
 def main():
@@ -122,7 +131,6 @@ def main():
         raise SystemExit("no CUDA device: this check compares CUDA with the CPU (--perturbation runs on the CPU)")
     args.out = args.out or "benchmarks/results/cuda_check.json"
     images, labels, images_name = batch_of_images(args.batch)
-    rel = lambda a, b: float((a - b).norm() / b.norm())
     cpu = one_step("cpu", images, labels, source)
     gpu = one_step("cuda", images, labels, source)
     report = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name(), "torch": torch.__version__,
@@ -139,9 +147,7 @@ def main():
             out = one_step("cuda", images, labels, source, mode, lr)
             row[mode] = {"theta_rel_error": rel(out[0], ref[0]), "meta_gradient_rel_error": rel(out[1], ref[1])}
         report["precision_vs_cuda_fp64"][f"lr={lr}"] = row
-    print(json.dumps(report, indent=1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

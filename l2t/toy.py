@@ -55,7 +55,11 @@ class ToyProblem:
 
     def phi(self):
         """The meta-parameters phi: the parameters of the what- and where-networks (paper, Sec. 3.1)."""
-        return list(self.what.parameters()) + ([] if self.where is None else list(self.where.parameters()))
+        return _phi(self.what, self.where)
+
+
+def _phi(what, where):
+    return list(what.parameters()) + ([] if where is None else list(where.parameters()))
 
 
 def toy_problem(seed=0, batch=6, lr=0.1, momentum=0.9, weight_decay=1e-2, beta=0.5, phi_noise=0.3,
@@ -75,7 +79,7 @@ def toy_problem(seed=0, batch=6, lr=0.1, momentum=0.9, weight_decay=1e-2, beta=0
     what = What(PAIRS, source.feature_channels).to(dtype)
     where = None if fixed_lambda else Where(PAIRS, source.feature_channels).to(dtype)
     with torch.no_grad():   # move phi away from its flat start (uniform w, lambda = 1)
-        for p in list(what.parameters()) + ([] if where is None else list(where.parameters())):
+        for p in _phi(what, where):
             p.add_(phi_noise * torch.randn(p.shape, generator=gen, dtype=dtype))
     params = list(target.parameters()) + list(regressors.parameters())
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
