@@ -250,6 +250,8 @@ def summarize_figure5(results, verbose=True, out=None):
     choice = read_lr_choice(results)
     table, runs = {}, load_results(results)
     real = [r for r in runs if not r["config"].get("max_iters")]   # not the recipe checks (--max-iters)
+    whole = [r for r in real if r["config"].get("samples_per_class") is None]   # e.g. a table1 run saved here
+    real = [r for r in real if r["config"].get("samples_per_class") is not None]   # Fig. 5's x-axis: images per class
     lrs = {}   # the learning rates each method ran at in this folder
     for r in real:
         lrs.setdefault(r["config"]["method"] + variant(r["config"]), set()).add(r["config"]["lr"])
@@ -278,6 +280,9 @@ def summarize_figure5(results, verbose=True, out=None):
             label = m if "[" in m else f"{m} (lr {rs[0]['config']['lr']:g})"
             spread = f"± {std:.2f}" if std is not None else "(1 seed)"
             lines.append(f"| {label} | {n} | {per_seed} | {mean:.2f} {spread} |")
+    if whole:
+        lines += ["", f"Left out: {len(whole)} run(s) on the whole training set (no samples per class), "
+                      "which are not Figure 5 runs."]
     if gpus:   # the same protocol, run on a GPU
         lines += ["", f"† run on {', '.join(sorted(gpus))} with the same protocol; every other run on the CPU."]
     hours = {}   # what the whole folder cost, lr-grid runs and cheaper options included

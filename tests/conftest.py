@@ -25,5 +25,6 @@ needs_source = pytest.mark.skipif(not have_data("sources", "tinyimagenet-200-res
 def metrics(run_dir):
     """A run's metrics rows without their wall times (the only field that may differ between equal runs)."""
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert all(r["elapsed_s"] >= 0 for r in rows)
+    elapsed = [r["elapsed_s"] for r in rows]
+    assert all(0 < a <= b for a, b in zip(elapsed, elapsed[1:] + [float("inf")]))   # wall time grows, row by row
     return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]

@@ -224,6 +224,17 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     assert summary["l2t-ww [lr 0.1, grid not finished]"][10]["std"] is None
 
 
+def test_figure5_summary_leaves_out_runs_without_a_sample_count_and_says_so(tmp_path):
+    """A whole-dataset run (samples_per_class None) in the folder is not a Figure 5 point: no crash, a note."""
+    for n, acc in ((10, 30.0), (None, 60.0)):
+        r = {"config": {"method": "scratch", "samples_per_class": n, "seed": 0, "lr": 0.01}, "test_acc": acc,
+             "collapsed": False, "device": "cpu"}
+        (tmp_path / f"scratch-{n}.json").write_text(json.dumps(r))
+    summary = R.summarize_figure5(tmp_path, verbose=False)
+    assert summary == {"scratch": {10: summary["scratch"][10]}} and summary["scratch"][10]["test_acc"] == [30.0]
+    assert "Left out: 1 run(s) on the whole training set" in (tmp_path / "summary.md").read_text()
+
+
 def test_figure5_summary_keeps_learning_rates_apart_in_any_folder(tmp_path):
     """Outside results/figure5-quick too, runs at two lrs are never averaged as if they were two seeds."""
     folder = tmp_path / "my-figure5"
