@@ -44,6 +44,7 @@ def config_from_args(args):
 
 
 def cmd_train(args):
+    """``l2t train``: one training run; prints the result's headline numbers."""
     from .train import Trainer
     cfg = config_from_args(args)
     result = Trainer(cfg).fit(resume=args.resume, progress=not args.no_progress)
@@ -52,6 +53,7 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
+    """``l2t evaluate RUN``: test accuracy of a run's last and best-validation weights."""
     from .inspect import load_run
     trainer = load_run(args.run, args.device)
     out = {"final_test_acc": trainer.accuracy(trainer.data["test"]), "best_val_epoch": trainer.best["epoch"]}
@@ -61,6 +63,7 @@ def cmd_evaluate(args):
 
 
 def cmd_inspect(args):
+    """``l2t inspect RUN``: the learned lambda per pair on validation images (Fig. 3(d)), optionally drawn."""
     from .inspect import load_run, transfer_weights
     trainer = load_run(args.run, args.device)
     weights = transfer_weights(trainer, trainer.data["val"])
@@ -73,6 +76,7 @@ def cmd_inspect(args):
 
 
 def cmd_reproduce(args):
+    """``l2t reproduce EXPERIMENT``: a paper experiment's runs, resumable (Fig. 5, Tables 1-2)."""
     from .reproduce import reproduce
     reproduce(args.experiment, scale=args.scale, seeds=args.seeds, methods=args.methods, out=args.out,
               column=args.column, samples=args.samples, device=args.device, dry_run=args.dry_run,
@@ -81,6 +85,7 @@ def cmd_reproduce(args):
 
 
 def cmd_train_source(args):
+    """``l2t train-source``: a source network in the paper's checkpoint format (for Table 2)."""
     from .reproduce import train_source
     result = train_source(args.arch, args.dataset, args.out, seed=args.seed, device=args.device, epochs=args.epochs,
                           max_iters=args.max_iters, val_per_class=args.val_per_class)

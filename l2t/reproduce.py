@@ -89,6 +89,7 @@ def figure5_base(scale):
 
 
 def figure5_seeds(n):
+    """The CPU-scale protocol's seeds at N images per class: three up to N = 25, two above (where runs cost more)."""
     return [0, 1, 2] if n <= 25 else [0, 1]
 
 
