@@ -146,6 +146,11 @@ def _shift(params, direction, step):
         p.add_(step * d)
 
 
+def random_direction(problem, generator):
+    """A Gaussian direction v over all of phi, the same shapes and dtype, for ``finite_difference``."""
+    return [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in problem.phi()]
+
+
 def finite_difference(problem, direction, T=2, eps=1e-5):
     """Central difference (L(phi + eps v) - L(phi - eps v)) / (2 eps) of ``outer_loss_by_sgd`` along v."""
     phi = problem.phi()
