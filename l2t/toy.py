@@ -151,6 +151,11 @@ def random_direction(problem, generator):
     return [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in problem.phi()]
 
 
+def directional_derivative(grads, direction):
+    """grad . v: the analytic meta-gradient along v, to set beside ``finite_difference``."""
+    return float(sum((g * d).sum() for g, d in zip(grads, direction)))
+
+
 def finite_difference(problem, direction, T=2, eps=1e-5):
     """Central difference (L(phi + eps v) - L(phi - eps v)) / (2 eps) of ``outer_loss_by_sgd`` along v."""
     phi = problem.phi()
