@@ -81,7 +81,7 @@ def cmd_reproduce(args):
     reproduce(args.experiment, scale=args.scale, seeds=args.seeds, methods=args.methods, out=args.out,
               column=args.column, samples=args.samples, device=args.device, dry_run=args.dry_run,
               max_iters=args.max_iters, meta_order=args.meta_order, meta_every=args.meta_every,
-              cuda_graph=args.cuda_graph)
+              cuda_graph=args.cuda_graph, lr_grid=args.lr_grid, unreached=args.lookahead_unreached)
 
 
 def cmd_train_source(args):
@@ -126,6 +126,12 @@ def main(argv=None):
     p.add_argument("--meta-order", choices=["exact", "first"], default="exact",
                    help="figure5: L2T runs with the first-order meta-gradient (at the exact method's lr)")
     p.add_argument("--meta-every", type=int, default=1, help="figure5: L2T runs update phi every k-th iteration")
+    p.add_argument("--lr-grid", action="store_true",
+                   help="figure5 quick: each method at its own lr, chosen on validation (the secondary view; "
+                        "default: every method at lr 0.01)")
+    p.add_argument("--lookahead-unreached", choices=["zero-grad", "kept"], default="zero-grad",
+                   help="figure5: L2T runs' lookahead rule for parameters a step's loss does not reach "
+                        "(default zero-grad, the authors'; kept: results suffixed -kept)")
     p.add_argument("--cuda-graph", action="store_true",
                    help="replay each iteration as CUDA graphs (same computation, fewer launches; GPU only)")
     p.set_defaults(func=cmd_reproduce)

@@ -8,7 +8,17 @@ the optimizer's momentum buffers at theta_0:
     phi        <- phi - Adam(grad_phi L_org(theta_{T+1}))                       (line 8)
 
 where SGD is exactly what ``torch.optim.SGD`` does (weight decay added to the gradient, momentum buffer
-``buf = mu * buf + d``, no dampening, no Nesterov), at the optimizer's current learning rate. The
+``buf = mu * buf + d``, no dampening, no Nesterov), at the optimizer's current learning rate.
+
+A step's loss does not reach every parameter: L_wfm does not reach the classifier (line 5), L_org does
+not reach the regressors (line 6). ``unreached`` says what such a parameter does in that step:
+
+* ``"zero-grad"`` (default): it gets a zero gradient, so weight decay and momentum still move it --
+  ``torch.optim.SGD`` after ``zero_grad(set_to_none=False)``, and what the authors' PyTorch 1.x code did
+  (there ``zero_grad()`` zeroed gradients instead of freeing them);
+* ``"kept"``: it stays where it is, as PyTorch 2's SGD keeps a parameter whose ``.grad`` is None.
+
+The
 gradient is exact: every step is built with ``create_graph=True`` on parameter *tensors* (through
 ``torch.func.functional_call``), so one backward pass differentiates through all T+1 steps, momentum and
 weight decay included. Nothing is copied or replayed.
@@ -53,20 +63,28 @@ def lookahead_batch_norm(model):
             del bn.forward
 
 
-def sgd_step(params, grads, bufs, lr, momentum, weight_decay):
-    """One differentiable ``torch.optim.SGD`` step on dicts of tensors; keys without a gradient are kept.
+UNREACHED = ("zero-grad", "kept")   # what a lookahead step does to a parameter its loss does not reach
 
-    Kept as PyTorch 2's SGD keeps a parameter whose ``.grad`` is None (the book's paper page says how the
-    authors' PyTorch 1.x code differed: there a zeroed gradient still applied momentum and weight decay).
+
+def sgd_step(params, grads, bufs, lr, momentum, weight_decay, unreached="zero-grad"):
+    """One differentiable ``torch.optim.SGD`` step on dicts of tensors (Alg. 1 lines 5-6's update).
 
     d = g + wd * p;  buf = momentum * buf + d (buf = d at the first step);  p = p - lr * buf.
+    A key of ``params`` without a gradient (missing or None) is moved with g = 0 (``unreached="zero-grad"``,
+    the authors' rule) or left as it is with its buffer (``"kept"``, PyTorch 2's rule for ``.grad is None``).
     Each line is one fused ``torch.add(..., alpha=...)``: fewer passes over the parameters, same values.
     """
+    if unreached not in UNREACHED:
+        raise ValueError(f"unreached must be one of {', '.join(UNREACHED)}, got {unreached!r}")
     new_params, new_bufs = dict(params), dict(bufs)
-    for k, g in grads.items():
-        if g is None:
+    for k, p in params.items():
+        g = grads.get(k)
+        if g is None and unreached == "kept":
             continue
-        d = torch.add(g, params[k], alpha=weight_decay) if weight_decay else g
+        if g is None:   # a zero gradient: only weight decay feeds the step
+            d = p * weight_decay
+        else:
+            d = torch.add(g, p, alpha=weight_decay) if weight_decay else g
         if momentum:
             d = d if bufs.get(k) is None else torch.add(d, bufs[k], alpha=momentum)
             new_bufs[k] = d
@@ -86,7 +104,7 @@ def optimizer_state(optimizer, named):
 
 
 def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, optimizer, beta, T=2,
-                  order="exact", lr=None):
+                  order="exact", lr=None, unreached="zero-grad"):
     """grad_phi L_org(theta_{T+1}) (Alg. 1 lines 5-8) and the lookahead's final CE, as ``(loss, theta_{T+1})``.
 
     ``what_w``/``where_l`` are the meta-networks' outputs on this batch (lists per pair, still attached to
@@ -96,6 +114,7 @@ def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, opt
     taken at a detached copy of theta_t, so the Hessian terms d(grad)/d(theta) are dropped while the
     direct dependence of each matching gradient on phi (through w and lambda) is kept.
     ``lr`` overrides the optimizer's current learning rate (a 0-dim tensor when replayed as a CUDA graph).
+    ``unreached``: the rule for parameters a step's loss does not reach (module docstring).
     """
     named_model = dict(model.named_parameters())
     named_reg = {"r." + k: v for k, v in regressors.named_parameters()}
@@ -126,13 +145,13 @@ def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, opt
             loss = wfm_loss(errors, what_w, where_l, beta)
             keys = list(theta)
             grads = torch.autograd.grad(loss, [point[k] for k in keys], create_graph=True, allow_unused=True)
-            theta, bufs = sgd_step(theta, dict(zip(keys, grads)), bufs, lr, momentum, wd)
+            theta, bufs = sgd_step(theta, dict(zip(keys, grads)), bufs, lr, momentum, wd, unreached)
 
         point = at(theta)
         logits, _ = forward(point)                                           # line 6: one step on L_org
         loss = F.cross_entropy(logits, y)
         grads = torch.autograd.grad(loss, [point[k] for k in model_keys], create_graph=not first)
-        theta, _ = sgd_step(theta, dict(zip(model_keys, grads)), bufs, lr, momentum, wd)
+        theta, _ = sgd_step(theta, dict(zip(model_keys, grads)), bufs, lr, momentum, wd, unreached)
 
         logits, _ = forward(theta)                                           # line 8: L_org(theta_{T+1})
     return F.cross_entropy(logits, y), theta

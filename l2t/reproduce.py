@@ -7,9 +7,10 @@ and continued. ``figure5 --scale quick`` is the CPU-scale protocol of the book's
 * 200 epochs as in the paper (batch 128: 200 / 400 / 800 / 1,600 SGD iterations for N = 10 / 25 / 50 / 100);
 * validation: a fixed 500 CIFAR-10 *training* images outside every subset, every 10 epochs; the full
   10,000-image test set once, at the best-validation epoch;
-* the learning rate of each method chosen from {0.1, 0.03, 0.01} by best validation accuracy at N = 10,
-  seed 0, before any test accuracy is looked at (at 10-25 images per class the paper's 0.1 can leave
-  scratch untrained); the choice is written to ``lr_choice.json``;
+* every method at one learning rate, 0.01, where every method fits its training set (at 10-25 images per
+  class the paper's 0.1 can leave scratch untrained), so that method differences are not lr differences;
+  ``--lr-grid`` runs the secondary view instead: each method's lr chosen from {0.1, 0.03, 0.01} by best
+  validation accuracy at N = 10, seed 0, written to ``lr_choice.json``;
 * seeds 0, 1, 2 at N = 10 and 25, seeds 0, 1 at N = 50 and 100; small N first, cheap methods first.
 """
 import json
@@ -26,6 +27,7 @@ from .train import Config, Trainer, _atomic_write_text
 
 FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
 LR_GRID = [0.1, 0.03, 0.01]
+QUICK_LR = 0.01   # the CPU-scale figure's one learning rate for every method: where all of them train
 LR_N = 10   # the lr grid runs at N = 10 per class, seed 0, whichever N a process is asked for
 TABLE1_METHODS = ["scratch", "lwf", "at", "lwf+at", "fm-single", "fm-one-to-one", "l2t-w-single",
                   "l2t-w-one-to-one", "l2t-ww"]
@@ -46,11 +48,18 @@ def run_id(cfg):
 
 
 def variant(cfg):
-    """The cheaper meta-gradient options of a run as a name suffix: '' for Algorithm 1 exactly."""
+    """A run's meta-gradient options as a name suffix: '' for Algorithm 1 exactly, with the authors' lookahead.
+
+    ``-first``/``-everyK``: the cheaper options; ``-kept``: the lookahead left parameters its step's loss does
+    not reach where they were (``lookahead_unreached="kept"``). Results written before that setting existed
+    ran that rule, so a meta-method's config without it reads as ``kept``.
+    """
     cfg = cfg if isinstance(cfg, dict) else asdict(cfg)
     order = cfg.get("meta_order", "exact")
     every = cfg.get("meta_every", 1)
-    return ("" if order == "exact" else f"-{order}") + ("" if every == 1 else f"-every{every}")
+    kept = method(cfg["method"])["what"] and cfg.get("lookahead_unreached", "kept") == "kept"
+    return ("" if order == "exact" else f"-{order}") + ("" if every == 1 else f"-every{every}") + \
+        ("-kept" if kept else "")
 
 
 def _source_name(spec):
@@ -84,7 +93,7 @@ def figure5_base(scale):
     """The figure-5 config shared by every run of a scale."""
     base = Config(dataset="cifar10", target="vgg9", sources=["resnet32:paper"], epochs=200, batch_size=128)
     if scale == "quick":
-        return replace(base, val_per_class=50, eval_every=10, ckpt_every=20)
+        return replace(base, lr=QUICK_LR, val_per_class=50, eval_every=10, ckpt_every=20)
     return replace(base, val_per_class=100, eval_every=1, ckpt_every=1)
 
 
@@ -94,25 +103,32 @@ def figure5_seeds(n):
 
 
 def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="auto", dry_run=False,
-            max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False):
+            max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False, lr_grid=False,
+            unreached="zero-grad"):
     """Figure 5: accuracy vs samples per class, one line per method (resumable).
 
-    ``meta_order``/``meta_every`` run L2T methods with a cheaper meta-gradient option (results named with
-    a suffix, beside the exact ones); they reuse the lr chosen for the exact method when it is recorded.
+    Every method runs at the scale's one learning rate (quick: ``QUICK_LR``; paper: the paper's 0.1).
+    ``lr_grid`` (quick scale) instead runs each method at its own lr, chosen from ``LR_GRID`` on validation at
+    N = 10, seed 0 (the secondary view). ``meta_order``/``meta_every``/``unreached`` run L2T methods with a
+    cheaper meta-gradient option or the other lookahead rule (results named with a suffix, beside the exact ones).
     """
     results = Path(out or f"results/figure5-{scale}")
     runs = Path("runs") / results.name
-    base = replace(figure5_base(scale), max_iters=max_iters, meta_order=meta_order, meta_every=meta_every)
+    base = replace(figure5_base(scale), max_iters=max_iters, meta_order=meta_order, meta_every=meta_every,
+                   lookahead_unreached=unreached)
     methods = methods or FIG5_METHODS
     samples = samples or [10, 25, 50, 100]
+    if any(n < 1 for n in samples):   # checked before hours of lr-grid training
+        raise ValueError(f"--samples must be >= 1 images per class, got {' '.join(map(str, samples))}")
     plan, chosen = [], {}
     recorded = {m: c["chosen_lr"] for m, c in read_lr_choice(results).items()}
-    if variant(base):   # compare the options at the same lr
-        chosen = dict(recorded)
+    rule = "-kept" if unreached == "kept" else ""
+    if lr_grid and variant(replace(base, lookahead_unreached="zero-grad")):   # compare the options at the same lr
+        chosen = {m: recorded[m + rule] for m in methods if m + rule in recorded}
     small, large = [n for n in sorted(samples) if n <= 25], [n for n in sorted(samples) if n > 25]
     # pass 1: per method (cheap first), its lr choice and the small-N runs; pass 2: the large-N runs
     for m, ns in [(m, small) for m in methods] + [(m, large) for m in methods]:
-        if scale == "quick" and m not in chosen:   # choose the lr first, by validation accuracy only
+        if lr_grid and scale == "quick" and m not in chosen:   # choose the lr first, by validation accuracy only
             grid = [_options_for(replace(base, method=m, samples_per_class=LR_N, seed=0, lr=lr)) for lr in LR_GRID]
             plan += [("lr-grid", c) for c in grid]
             key = m + variant(grid[0])   # a method without meta-networks runs (and records) its exact grid
@@ -129,13 +145,13 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
                 plan.append(("run", cfg))
                 if not dry_run:
                     run_once(cfg, results, runs, device, cuda_graph)
-                    summarize_figure5(results, verbose=False)   # the partial figure is always current
+                    summarize_figure5(results, verbose=False, lr=base.lr)   # the partial figure is always current
     if dry_run:
-        open_lr = {m for m in methods if scale == "quick" and chosen.get(m) is None}
+        open_lr = {m for m in methods if lr_grid and scale == "quick" and chosen.get(m) is None}
         _print_plan([(kind, cfg, "  (lr: the grid's choice)" if kind == "run" and cfg.method in open_lr else "")
                      for kind, cfg in plan], results, runs)
         return plan
-    summarize_figure5(results)
+    summarize_figure5(results, lr=base.lr)
     return plan
 
 
@@ -146,8 +162,9 @@ def read_lr_choice(results):
 
 
 def chosen_lr(choice, config):
-    """The lr that counts for a run (config dict): its exact method's choice, else its option's own grid's; None if neither."""
-    for key in (config["method"], config["method"] + variant(config)):
+    """The lr that counts for a run (config dict): its exact method's choice (same lookahead rule), else its option's own grid's."""
+    rule = "-kept" if variant(config).endswith("-kept") else ""
+    for key in (config["method"] + rule, config["method"] + variant(config)):
         if key in choice:
             return choice[key]["chosen_lr"]
     return None
@@ -193,7 +210,8 @@ def _print_plan(plan, results, runs):
 
 def _options_for(cfg):
     """Methods without meta-networks ignore the meta-gradient options (their runs are the exact ones)."""
-    return cfg if method(cfg.method)["what"] else replace(cfg, meta_order="exact", meta_every=1)
+    return cfg if method(cfg.method)["what"] else replace(cfg, meta_order="exact", meta_every=1,
+                                                           lookahead_unreached="zero-grad")
 
 
 def record_lr_choice(results, method, scores, choice, n):
@@ -226,46 +244,91 @@ def _exclusive(path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+SUMMARY_FILES = ("lr_choice.json", "summary.json", "summary-own-lr.json", "paired.json")   # not run results
+
+
 def load_results(results):
     """Every result JSON in a folder (not the summaries)."""
     return [json.loads(p.read_text()) for p in sorted(Path(results).glob("*.json"))
-            if p.name not in ("lr_choice.json", "summary.json")]
+            if p.name not in SUMMARY_FILES]
 
 
 def _figure5_order(name):
     """The paper's baselines, the FM ablation of L2T-ww's pairs, L2T-ww, then its cheaper options."""
     order = FIG5_METHODS[:-1] + ["fm-all-to-all", "l2t-ww"]
     base = next((m for m in sorted(order, key=len, reverse=True) if name.startswith(m)), None)
-    return (order.index(base) if base else len(order), name)
+    return (order.index(base) if base else len(order), len(name), name)   # the method, then its variants
 
 
-def summarize_figure5(results, verbose=True, out=None):
-    """Per method and N: per-seed test accuracies (collapsed runs marked), mean ± std; writes summary files.
+def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR):
+    """Figure 5's summary: every method at one learning rate ``lr``, per seed, with paired differences to L2T-ww.
 
-    The files go to ``out`` (default: ``results`` itself), so a folder still being filled can be read
-    without writing into it.
+    Writes ``summary.md``/``summary.json`` (per method and N: per-seed test accuracies, collapsed runs
+    marked, mean ± std), ``paired.json`` (L2T-ww minus each method, seed by seed, with a 95 % t-interval),
+    ``figure5.png``, ``paired.png``, ``lead_split.png``; and the secondary view, each method at its own lr
+    chosen on validation (``own_lr_summary``): ``summary-own-lr.json``, ``figure5-own-lr.png``.
+    The files go to ``out`` (default: ``results`` itself). Returns the equal-lr summary.
     """
     results = Path(results)
     out = Path(out) if out is not None else results
     out.mkdir(parents=True, exist_ok=True)
-    choice = read_lr_choice(results)
-    table, runs = {}, load_results(results)
+    runs = load_results(results)
     real = [r for r in runs if not r["config"].get("max_iters")]   # not the recipe checks (--max-iters)
     whole = [r for r in real if r["config"].get("samples_per_class") is None]   # e.g. a table1 run saved here
     real = [r for r in real if r["config"].get("samples_per_class") is not None]   # Fig. 5's x-axis: images per class
-    lrs = {}   # the learning rates each method ran at in this folder
+    table = {}
     for r in real:
-        lrs.setdefault(r["config"]["method"] + variant(r["config"]), set()).add(r["config"]["lr"])
-    for r in real:
-        c = r["config"]
-        name, lr = c["method"] + variant(c), chosen_lr(choice, c)   # an option reuses its exact method's lr
-        if lr is not None and c["lr"] != lr:
-            continue  # an lr-grid run that lost
-        if lr is None and (choice or len(lrs[name]) > 1):   # a grid is under way: never average lrs as seeds
-            name = f"{name} [lr {c['lr']:g}, grid not finished]"
-        table.setdefault(name, {}).setdefault(c["samples_per_class"], []).append(r)
-    on_gpu = lambda r: not str(r.get("device", "cpu")).startswith("cpu")
-    summary, lines, gpus = {}, ["| method | N | seeds: test acc (* = collapsed) | mean ± std |", "|---|---|---|---|"], set()
+        if r["config"]["lr"] == lr:
+            table.setdefault(r["config"]["method"] + variant(r["config"]), {}).setdefault(
+                r["config"]["samples_per_class"], []).append(r)
+    summary, lines = _summary_table(table)
+    paired = paired_differences(summary)
+    own = own_lr_summary(results, real)
+    own_lines = _summary_table(own)[1] if own else []
+    head = [f"# Figure 5 at one learning rate: every method at lr {lr:g}", "",
+            "Test accuracy (%) per seed (a seed fixes the training images and the initialisation; "
+            "* = collapsed onto one class), mean ± sample std.", ""]
+    text = head + lines + [""] + _paired_lines(paired)
+    if own_lines:
+        text += ["", "## Secondary view: each method at its own learning rate",
+                 "", "Each lr chosen once from {" + ", ".join(f"{v:g}" for v in LR_GRID) + "} on validation "
+                 "accuracy at N = 10, seed 0 (lr_choice.json); a choice from 500 validation images is noisy (about "
+                 "2 points of standard error), so differences here mix method and learning rate.", ""] + own_lines
+    other = len(real) - sum(len(v) for by_n in table.values() for v in by_n.values()) - \
+        sum(len(v) for by_n in own.values() for v in by_n.values() if v[0]["config"]["lr"] != lr)
+    if other > 0:
+        text += ["", f"Also in this folder, in neither table: {other} run(s) at other learning rates "
+                     "(the lr grid's other values and side runs)."]
+    if whole:
+        text += ["", f"Left out: {len(whole)} run(s) on the whole training set (no samples per class), "
+                     "which are not Figure 5 runs."]
+    gpus = sorted({r["device"] for r in real if _on_gpu(r)})
+    if gpus:   # the same protocol, run on a GPU
+        text += ["", f"† run on {', '.join(gpus)} with the same protocol; every other run on the CPU."]
+    hours = {}   # what the whole folder cost, lr-grid runs and cheaper options included
+    for r in runs:
+        kind = "GPU" if _on_gpu(r) else "CPU"
+        hours[kind] = hours.get(kind, 0.0) + r.get("wall_time_s", 0.0) / 3600
+    if hours:
+        text += ["", "Training time of every run in this folder (lr grid included): " +
+                 ", ".join(f"{h:.2f} {k}-hours" for k, h in sorted(hours.items())) + "."]
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary-own-lr.json").write_text(json.dumps(own_lr_json(own), indent=1))
+    (out / "paired.json").write_text(json.dumps(paired, indent=1))
+    (out / "summary.md").write_text("\n".join(text) + "\n")
+    _figure5_figures(summary, own_lr_json(own), out, lr)
+    if verbose:
+        print("\n".join(text))
+    return summary
+
+
+def _on_gpu(r):
+    return not str(r.get("device", "cpu")).startswith("cpu")
+
+
+def _summary_table(table):
+    """(summary dict, markdown rows) of ``table``: name -> N -> result dicts."""
+    summary, lines = {}, ["| method | N | seeds: test acc (* = collapsed) | mean ± std |", "|---|---|---|---|"]
     for m in sorted(table, key=_figure5_order):
         for n in sorted(table[m]):
             rs = sorted(table[m][n], key=lambda r: r["config"]["seed"])
@@ -275,41 +338,105 @@ def summarize_figure5(results, verbose=True, out=None):
             summary.setdefault(m, {})[n] = {"seeds": [r["config"]["seed"] for r in rs], "test_acc": accs,
                                             "collapsed": [r["collapsed"] for r in rs], "mean": mean, "std": std,
                                             "lr": rs[0]["config"]["lr"]}
-            gpus.update(r["device"] for r in rs if on_gpu(r))
             per_seed = ", ".join(f"s{r['config']['seed']}: {a:.2f}{'*' if r['collapsed'] else ''}"
-                                 f"{'†' if on_gpu(r) else ''}" for r, a in zip(rs, accs))
+                                 f"{'†' if _on_gpu(r) else ''}" for r, a in zip(rs, accs))
             label = m if "[" in m else f"{m} (lr {rs[0]['config']['lr']:g})"
             spread = f"± {std:.2f}" if std is not None else "(1 seed)"
             lines.append(f"| {label} | {n} | {per_seed} | {mean:.2f} {spread} |")
-    if whole:
-        lines += ["", f"Left out: {len(whole)} run(s) on the whole training set (no samples per class), "
-                      "which are not Figure 5 runs."]
-    if gpus:   # the same protocol, run on a GPU
-        lines += ["", f"† run on {', '.join(sorted(gpus))} with the same protocol; every other run on the CPU."]
-    hours = {}   # what the whole folder cost, lr-grid runs and cheaper options included
+    return summary, lines
+
+
+def own_lr_summary(results, runs=None):
+    """The secondary view: name -> N -> runs of each method at the lr its grid chose (lr_choice.json).
+
+    A method whose grid has not finished shows each lr it ran at separately ("[lr 0.1, grid not finished]"),
+    so two learning rates are never averaged as if they were two seeds.
+    """
+    choice = read_lr_choice(results)
+    if runs is None:
+        runs = [r for r in load_results(results)
+                if not r["config"].get("max_iters") and r["config"].get("samples_per_class") is not None]
+    lrs, table = {}, {}
     for r in runs:
-        kind = "GPU" if on_gpu(r) else "CPU"
-        hours[kind] = hours.get(kind, 0.0) + r.get("wall_time_s", 0.0) / 3600
-    if hours:
-        lines += ["", "Training time of every run in this folder (lr grid included): " +
-                  ", ".join(f"{h:.2f} {k}-hours" for k, h in sorted(hours.items())) + "."]
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    if summary:   # figure5.png: the paper's five lines; paired.png: every method and option, seed by seed
-        import matplotlib.pyplot as plt
-        from .plots import figure5_plot, lead_split, lead_split_plot, paired_plot
+        lrs.setdefault(r["config"]["method"] + variant(r["config"]), set()).add(r["config"]["lr"])
+    for r in runs:
+        c = r["config"]
+        name, lr = c["method"] + variant(c), chosen_lr(choice, c)   # an option reuses its exact method's lr
+        if lr is not None and c["lr"] != lr:
+            continue  # an lr-grid run that lost
+        if lr is None and (choice or len(lrs[name]) > 1):   # a grid is under way: never average lrs as seeds
+            name = f"{name} [lr {c['lr']:g}, grid not finished]"
+        table.setdefault(name, {}).setdefault(c["samples_per_class"], []).append(r)
+    return table
+
+
+def own_lr_json(table):
+    """``own_lr_summary``'s table as a summary dict (the shape of summary.json)."""
+    return _summary_table(table)[0] if table else {}
+
+
+def paired_differences(summary, top="l2t-ww", level=0.95):
+    """Per N and method: ``top`` minus the method on the seeds both ran (same images, same init), with a t-interval.
+
+    Also ``best baseline``: the paper's baseline (scratch, LwF, AT, FM) with the highest mean at that N.
+    """
+    from .stats import paired_interval
+    out = {}
+    for n in sorted({int(k) for k in summary.get(top, {})}):
+        mine = dict(zip(*[summary[top][n][k] for k in ("seeds", "test_acc")]))
+        rows = {}
+        for m in summary:
+            if m == top or n not in summary[m]:
+                continue
+            other = dict(zip(summary[m][n]["seeds"], summary[m][n]["test_acc"]))
+            seeds = sorted(set(mine) & set(other))
+            if seeds:
+                rows[m] = {"seeds": seeds, "differences": [mine[s] - other[s] for s in seeds],
+                           **paired_interval([mine[s] - other[s] for s in seeds], level)}
+        baselines = [m for m in FIG5_METHODS[:-1] if m in rows]
+        if baselines:
+            best = max(baselines, key=lambda m: summary[m][n]["mean"])
+            rows["best baseline"] = {"method": best, **rows[best]}
+        if rows:
+            out[n] = rows
+    return out
+
+
+def _paired_lines(paired, top="l2t-ww"):
+    """Markdown rows of ``paired_differences``."""
+    if not paired:
+        return [f"No paired differences yet: {top} has no run at this learning rate."]
+    lines = [f"Paired by seed: {top} minus each method (points), mean and 95 % t-interval over the seeds both ran.",
+             "", "| N | method | seeds | per seed | mean | 95 % interval |", "|---|---|---|---|---|---|"]
+    for n, rows in paired.items():
+        for m, d in rows.items():
+            label = f"best baseline ({d['method']})" if m == "best baseline" else m
+            ci = "—" if d["low"] is None else f"[{d['low']:+.2f}, {d['high']:+.2f}]"
+            lines.append(f"| {n} | {label} | {len(d['seeds'])} | {', '.join(f'{v:+.2f}' for v in d['differences'])} "
+                         f"| {d['mean']:+.2f} | {ci} |")
+    return lines
+
+
+def _figure5_figures(summary, own, out, lr):
+    """figure5.png (the paper's five lines at lr), paired.png, lead_split.png, figure5-own-lr.png."""
+    import matplotlib.pyplot as plt
+    from .plots import figure5_plot, lead_split, lead_split_plot, paired_plot
+    figures = []
+    if summary:
         paper_lines = {m: v for m, v in summary.items() if m in FIG5_METHODS} or summary
-        figures = [("figure5.png", figure5_plot(paper_lines)), ("paired.png", paired_plot(summary))]
-        if lead_split(summary):   # lead_split.png: L2T-ww's lead over FM = more pairs + learned weights
-            figures.append(("lead_split.png", lead_split_plot(summary)))
-        else:
-            (out / "lead_split.png").unlink(missing_ok=True)   # never leave a stale split behind
-        for name, fig in figures:
-            fig.savefig(out / name, dpi=150, bbox_inches="tight")
-            plt.close(fig)
-    if verbose:
-        print("\n".join(lines))
-    return summary
+        figures += [("figure5.png", figure5_plot(paper_lines, title=f"Every method at lr {lr:g} (CPU-scale)")),
+                    ("paired.png", paired_plot(summary))]
+    if lead_split(summary):   # lead_split.png: L2T-ww's lead over FM = more pairs + learned weights, equal lr
+        figures.append(("lead_split.png", lead_split_plot(summary)))
+    else:
+        (out / "lead_split.png").unlink(missing_ok=True)   # never leave a stale split behind
+    if own:
+        lines = {m: v for m, v in own.items() if m.split(" [")[0] in FIG5_METHODS + [m + "-kept" for m in FIG5_METHODS]}
+        figures.append(("figure5-own-lr.png", figure5_plot(lines or own, title="Secondary view: each method at its "
+                                                           "own lr, chosen on validation (CPU-scale)")))
+    for name, fig in figures:
+        fig.savefig(out / name, dpi=150, bbox_inches="tight")
+        plt.close(fig)
 
 
 # Table 1's columns: 32x32 (ResNet32-TinyImageNet -> VGG9, batch 128) and 224x224 (ResNet34-ImageNet ->
@@ -391,13 +518,15 @@ def _run_plan(plan, results, device, dry_run, cuda_graph=False):
 
 
 def reproduce(experiment, scale="quick", seeds=None, methods=None, out=None, column=None, samples=None,
-              device="auto", dry_run=False, max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False):
+              device="auto", dry_run=False, max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False,
+              lr_grid=False, unreached="zero-grad"):
     """Dispatch ``l2t reproduce <experiment>``."""
     if experiment == "figure5":
         return figure5(scale, seeds, methods, samples, out, device, dry_run, max_iters, meta_order, meta_every,
-                       cuda_graph)
-    if (meta_order, meta_every) != ("exact", 1):
-        raise ValueError("--meta-order/--meta-every are for figure5 (the paper's tables use Algorithm 1 exactly)")
+                       cuda_graph, lr_grid, unreached)
+    if (meta_order, meta_every, lr_grid, unreached) != ("exact", 1, False, "zero-grad"):
+        raise ValueError("--meta-order/--meta-every/--lr-grid/--lookahead-unreached are for figure5 "
+                         "(the paper's tables use Algorithm 1 exactly)")
     if experiment == "table1":
         return table1(scale, column or "stl10", seeds, methods, out, device, dry_run, max_iters, cuda_graph)
     if experiment == "table2":

@@ -95,11 +95,11 @@ def toy_problem(seed=0, batch=6, lr=0.1, momentum=0.9, weight_decay=1e-2, beta=0
     return ToyProblem(target, source, regressors, what, where, optimizer, x, y, source_features, beta)
 
 
-def exact_meta_gradient(problem, T=2):
+def exact_meta_gradient(problem, T=2, unreached="zero-grad"):
     """(L_org(theta_{T+1}), grad_phi of it) by ``l2t.lookahead.meta_gradient`` (Alg. 1 lines 5-8); zeros where phi is unused."""
     sf = problem.source_features
     outer, _ = meta_gradient(problem.target, problem.regressors, sf, problem.x, problem.y, problem.what(sf),
-                             _lambda(problem, sf), problem.optimizer, problem.beta, T)
+                             _lambda(problem, sf), problem.optimizer, problem.beta, T, unreached=unreached)
     phi = problem.phi()
     if not outer.requires_grad:   # T = 0: no step depends on phi
         return outer.detach(), [torch.zeros_like(p) for p in phi]
@@ -117,8 +117,19 @@ def _weights(problem):
     return problem.what(sf), _lambda(problem, sf)
 
 
-def outer_loss_by_sgd(problem, T=2):
-    """L_org(theta_{T+1}) computed with ``torch.optim.SGD`` itself on copies: the ground truth of lines 5-7."""
+def _clear_grads(opt, unreached):
+    """Before a step: zeroed gradients (PyTorch 1.x ``zero_grad()``, the authors' rule) or none (PyTorch 2)."""
+    for p in opt.param_groups[0]["params"]:
+        p.grad = torch.zeros_like(p) if unreached == "zero-grad" else None
+
+
+def lookahead_by_sgd(problem, T=2, unreached="zero-grad"):
+    """theta_{T+1} by ``torch.optim.SGD`` itself on copies (Alg. 1 lines 5-6): the ground truth, as (target, regressors).
+
+    ``unreached="zero-grad"``: every parameter enters each step with a zeroed gradient, so the classifier
+    (not reached by L_wfm) and the regressors (not reached by L_org) still move by momentum and weight decay;
+    ``"kept"``: gradients are freed, and SGD skips what a step's loss does not reach.
+    """
     target, regressors = copy.deepcopy(problem.target), copy.deepcopy(problem.regressors)
     params = list(target.parameters()) + list(regressors.parameters())
     opt = torch.optim.SGD(params, **{k: problem.optimizer.param_groups[0][k]
@@ -127,17 +138,23 @@ def outer_loss_by_sgd(problem, T=2):
     w, lam = _weights(problem)
     x, y, sf = problem.x, problem.y, problem.source_features
     for _ in range(T):                       # line 5: T steps on L_wfm with the meta-networks' w and lambda
-        opt.zero_grad(set_to_none=True)
+        _clear_grads(opt, unreached)
         _, tf = target(x)
         wfm_loss(regressors(sf, tf), w, lam, problem.beta).backward()
         opt.step()
-    opt.zero_grad(set_to_none=True)          # line 6: one step on L_org
+    _clear_grads(opt, unreached)             # line 6: one step on L_org
     logits, _ = target(x)
     F.cross_entropy(logits, y).backward()
     opt.step()
-    with torch.no_grad():                    # line 8's objective, L_org(theta_{T+1})
-        logits, _ = target(x)
-        return float(F.cross_entropy(logits, y))
+    return target, regressors
+
+
+def outer_loss_by_sgd(problem, T=2, unreached="zero-grad"):
+    """L_org(theta_{T+1}) (line 8's objective) after ``lookahead_by_sgd``."""
+    target, _ = lookahead_by_sgd(problem, T, unreached)
+    with torch.no_grad():
+        logits, _ = target(problem.x)
+        return float(F.cross_entropy(logits, problem.y))
 
 
 @torch.no_grad()
@@ -156,12 +173,12 @@ def directional_derivative(grads, direction):
     return float(sum((g * d).sum() for g, d in zip(grads, direction)))
 
 
-def finite_difference(problem, direction, T=2, eps=1e-5):
+def finite_difference(problem, direction, T=2, eps=1e-5, unreached="zero-grad"):
     """Central difference (L(phi + eps v) - L(phi - eps v)) / (2 eps) of ``outer_loss_by_sgd`` along v."""
     phi = problem.phi()
     _shift(phi, direction, eps)
-    plus = outer_loss_by_sgd(problem, T)
+    plus = outer_loss_by_sgd(problem, T, unreached)
     _shift(phi, direction, -2 * eps)
-    minus = outer_loss_by_sgd(problem, T)
+    minus = outer_loss_by_sgd(problem, T, unreached)
     _shift(phi, direction, eps)
     return (plus - minus) / (2 * eps)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import data as D
 from .baselines import at_loss, lwf_loss
-from .lookahead import meta_gradient
+from .lookahead import UNREACHED, meta_gradient
 from .matching import Regressors, pooled, wfm_loss
 from .meta import What, Where
 from .methods import method
@@ -58,6 +58,8 @@ class Config:
     meta_weight_decay: float = 1e-4
     meta_every: int = 1          # update phi every k-th iteration (1 = Algorithm 1 exactly)
     meta_order: str = "exact"    # "first": cheaper meta-gradient without Hessian terms (an approximation)
+    lookahead_unreached: str = "zero-grad"   # lookahead: a parameter a step's loss misses gets g = 0 (the authors'
+                                 # rule: momentum and weight decay still move it); "kept": it stays (PyTorch 2's SGD)
     bf16: bool = False           # bf16 autocast for the first-order parts (source pass, line-4 step); lookahead stays fp32
     cuda_graph: bool = False     # replay each iteration as CUDA graphs (l2t.cudagraph); CUDA only
     at_beta: float = 1e3
@@ -82,6 +84,9 @@ class Config:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {value}")
         if self.T < 0:
             raise ValueError(f"T (lookahead steps on the matching loss) must be >= 0, got {self.T}")
+        if self.lookahead_unreached not in UNREACHED:
+            raise ValueError(f"lookahead-unreached must be one of {', '.join(UNREACHED)}, "
+                             f"got {self.lookahead_unreached!r}")
 
 
 def _epoch_of(line):
@@ -301,7 +306,8 @@ class Trainer:
         phi = [p for g in self.meta_optimizer.param_groups for p in g["params"]]
         with no_tf32():   # TF32 convolutions (cuDNN's default) swamp the meta-gradient with rounding noise
             outer, _ = meta_gradient(self.model, self.regressors, s_feats, x, y, what_w, where_l,
-                                     self.optimizer, self.cfg.beta, self.cfg.T, self.cfg.meta_order, lr=lr)
+                                     self.optimizer, self.cfg.beta, self.cfg.T, self.cfg.meta_order, lr=lr,
+                                     unreached=self.cfg.lookahead_unreached)
             grads = torch.autograd.grad(outer, phi, allow_unused=True)
         for p, g in zip(phi, grads):
             p.grad = g

@@ -214,14 +214,16 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     s = summary["scratch"][10]
     assert s["test_acc"] == [30.0, 32.0, 13.0] and s["collapsed"] == [False, False, True]
     assert abs(s["mean"] - 25.0) < 1e-9 and abs(s["std"] - 10.4403) < 1e-4   # the sample std (n - 1), as in the paper
-    assert "l2t-ww [lr 0.1, grid not finished]" in summary
+    assert list(summary) == ["scratch"]              # every method at lr 0.01: the lr 0.1 runs are not in it
+    own = R.own_lr_json(R.own_lr_summary(folder))    # the secondary view: each at its chosen lr
+    assert own["scratch"][10]["test_acc"] == [30.0, 32.0, 13.0] and "l2t-ww-kept [lr 0.1, grid not finished]" in own   # no rule recorded: an old run
     text = (folder / "summary.md").read_text()
     assert "s2: 13.00*" in text and "12.00" not in text
     assert "s1: 32.00†" in text and "s0: 30.00," in text and "† run on NVIDIA H200" in text
     assert "0.50 GPU-hours" in text and "2.00 CPU-hours" in text   # 4 CPU runs and 1 GPU run of 30 min each
     assert (folder / "figure5.png").stat().st_size > 1000
     assert "| 25.00 ± 10.44 |" in text and "| 35.00 (1 seed) |" in text   # one seed: no spread, not "± 0.00"
-    assert summary["l2t-ww [lr 0.1, grid not finished]"][10]["std"] is None
+    assert own["l2t-ww-kept [lr 0.1, grid not finished]"][10]["std"] is None
 
 
 def test_figure5_summary_leaves_out_runs_without_a_sample_count_and_says_so(tmp_path):
@@ -247,9 +249,11 @@ def test_figure5_summary_keeps_learning_rates_apart_in_any_folder(tmp_path):
          "collapsed": False, "device": "cpu"}
     (folder / "at-n10-s0-lr0.1.json").write_text(json.dumps(r))
     summary = R.summarize_figure5(folder, verbose=False)
-    assert summary["scratch [lr 0.01, grid not finished]"][10]["test_acc"] == [30.0, 32.0]
-    assert summary["scratch [lr 0.1, grid not finished]"][10]["test_acc"] == [20.0]
-    assert summary["at"][10]["test_acc"] == [25.0]   # one lr and no grid in this folder: the run as it is
+    assert summary == {"scratch": {10: summary["scratch"][10]}} and summary["scratch"][10]["test_acc"] == [30.0, 32.0]
+    own = R.own_lr_json(R.own_lr_summary(folder))
+    assert own["scratch [lr 0.01, grid not finished]"][10]["test_acc"] == [30.0, 32.0]
+    assert own["scratch [lr 0.1, grid not finished]"][10]["test_acc"] == [20.0]
+    assert own["at"][10]["test_acc"] == [25.0]   # one lr and no grid in this folder: the run as it is
 
 
 def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their_own_results(tmp_path, monkeypatch):
@@ -258,25 +262,31 @@ def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their
     (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}, "l2t-ww": {"chosen_lr": 0.03},
                                                        "fm-all-to-all": {"chosen_lr": 0.01}}))
     plan = R.figure5("quick", seeds=[0], methods=["scratch", "l2t-ww"], samples=[10], out=folder, dry_run=True,
-                     meta_order="first", meta_every=4)
+                     meta_order="first", meta_every=4, lr_grid=True)
     assert [R.run_id(c) for _, c in plan] == ["scratch-n10-s0-lr0.01", "l2t-ww-n10-s0-lr0.03-first-every4"]
     assert plan[1][1].meta_order == "first" and plan[1][1].meta_every == 4 and plan[0][1].meta_order == "exact"
+    plan = R.figure5("quick", seeds=[0], methods=["l2t-ww"], samples=[10], out=folder, dry_run=True,
+                     meta_order="first", unreached="kept")   # the main protocol: one lr; the other lookahead rule
+    assert [R.run_id(c) for _, c in plan] == ["l2t-ww-n10-s0-lr0.01-first-kept"]
     for order, acc in (("exact", 33.0), ("first", 31.0)):
         r = {"config": {"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": 0.03, "meta_order": order,
-                        "meta_every": 1}, "test_acc": acc, "collapsed": False, "device": "cpu"}
+                        "meta_every": 1, "lookahead_unreached": "zero-grad"}, "test_acc": acc, "collapsed": False,
+             "device": "cpu"}
         (folder / f"l2t-ww-n10-s0-lr0.03{'-first' if order == 'first' else ''}.json").write_text(json.dumps(r))
     r = {"config": {"method": "fm-all-to-all", "samples_per_class": 10, "seed": 0, "lr": 0.01}, "test_acc": 32.0,
          "collapsed": False, "device": "cpu"}
     (folder / "fm-all-to-all-n10-s0-lr0.01.json").write_text(json.dumps(r))
     drawn = {}
 
-    def figure5_plot(summary):
+    def figure5_plot(summary, title=None):
         drawn["lines"] = list(summary)
         return plots.plt.figure()
     monkeypatch.setattr(plots, "figure5_plot", figure5_plot)
-    summary = R.summarize_figure5(folder, verbose=False)
+    summary = R.summarize_figure5(folder, verbose=False, lr=0.03)
     assert summary["l2t-ww"][10]["test_acc"] == [33.0] and summary["l2t-ww-first"][10]["test_acc"] == [31.0]
-    assert list(summary) == ["fm-all-to-all", "l2t-ww", "l2t-ww-first"]   # the ablation, the method, its option
+    assert list(summary) == ["l2t-ww", "l2t-ww-first"]   # the method, its option (fm-all-to-all ran at 0.01)
+    own = R.own_lr_json(R.own_lr_summary(folder))
+    assert list(own) == ["fm-all-to-all", "l2t-ww", "l2t-ww-first"]   # the ablation, the method, its option
     assert drawn["lines"] == ["l2t-ww"]                 # Figure 5 draws the paper's lines only ...
     assert (folder / "paired.png").stat().st_size > 1000   # ... every method and option goes on the paired plot
     with pytest.raises(ValueError, match="for figure5"):
@@ -290,8 +300,8 @@ def test_lead_split_pairs_seeds_and_is_drawn_only_when_all_three_methods_ran(tmp
                                                        ("fm-one-to-one", "fm-all-to-all", "l2t-ww")}))
 
     def result(method, n, seed, acc):
-        r = {"config": {"method": method, "samples_per_class": n, "seed": seed, "lr": 0.01}, "test_acc": acc,
-             "collapsed": False, "device": "cpu"}
+        r = {"config": {"method": method, "samples_per_class": n, "seed": seed, "lr": 0.01,
+                        "lookahead_unreached": "zero-grad"}, "test_acc": acc, "collapsed": False, "device": "cpu"}
         (folder / f"{method}-n{n}-s{seed}-lr0.01.json").write_text(json.dumps(r))
     for seed, (fm, all15, ww) in enumerate([(30.0, 32.0, 35.0), (28.0, 31.0, 30.0), (29.0, 33.0, 36.0)]):
         result("fm-one-to-one", 25, seed, fm)
@@ -318,7 +328,7 @@ def test_lr_grid_runs_at_n10_records_under_the_exact_name_and_a_recipe_check_rec
         ran.append(cfg)
         return {"best_val_acc": {0.1: 50.0, 0.03: 40.0, 0.01: 30.0}[cfg.lr]}
     monkeypatch.setattr(R, "run_once", fake_run)
-    R.figure5("quick", methods=["scratch"], samples=[50], seeds=[0], out=folder, meta_every=4)
+    R.figure5("quick", methods=["scratch"], samples=[50], seeds=[0], out=folder, meta_every=4, lr_grid=True)
     grid = [c for c in ran if c.seed == 0 and c.samples_per_class == 10]
     assert sorted(c.lr for c in grid) == sorted(R.LR_GRID)        # the protocol's N = 10, not the N asked for
     assert [(c.samples_per_class, c.lr, c.meta_every) for c in ran[3:]] == [(50, 0.1, 1)]
@@ -326,7 +336,7 @@ def test_lr_grid_runs_at_n10_records_under_the_exact_name_and_a_recipe_check_rec
     assert list(choice) == ["scratch"] and choice["scratch"]["chosen_at"].startswith("N=10 ")   # not "scratch-every4"
     (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}}))
     ran.clear()
-    R.figure5("quick", methods=["scratch"], samples=[10], seeds=[1], out=folder, max_iters=2)
+    R.figure5("quick", methods=["scratch"], samples=[10], seeds=[1], out=folder, max_iters=2, lr_grid=True)
     assert [c.lr for c in ran][-1] == 0.1                           # the check's own grid chose 0.1 ...
     assert R.read_lr_choice(folder) == {"scratch": {"chosen_lr": 0.01}}   # ... and the real choice stands
 
@@ -335,19 +345,18 @@ def test_summary_and_partial_status_count_the_same_runs_of_a_cheaper_option(tmp_
     from l2t.partial import figure5_status
     folder = tmp_path / "figure5-quick"
     folder.mkdir()
-    # both the exact method and its option have a grid; the exact method's choice is the one that counts
-    (folder / "lr_choice.json").write_text(json.dumps({"l2t-ww": {"chosen_lr": 0.03},
-                                                       "l2t-ww-every4": {"chosen_lr": 0.1}}))
-    for lr, acc in ((0.03, 33.0), (0.1, 31.0)):
-        r = {"config": {"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": lr, "meta_every": 4},
+    (folder / "lr_choice.json").write_text(json.dumps({"l2t-ww": {"chosen_lr": 0.03}}))   # not the main view's
+    for lr, acc in ((0.01, 33.0), (0.1, 31.0)):
+        r = {"config": {"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": lr, "meta_every": 4,
+                        "lookahead_unreached": "zero-grad"},
              "test_acc": acc, "best_val_acc": acc, "collapsed": False, "device": "cpu"}
         (folder / f"l2t-ww-n10-s0-lr{lr:g}-every4.json").write_text(json.dumps(r))
-    r = {"config": {"method": "scratch", "samples_per_class": 10, "seed": 1, "lr": 0.1, "max_iters": 2},
+    r = {"config": {"method": "scratch", "samples_per_class": 10, "seed": 1, "lr": 0.01, "max_iters": 2},
          "test_acc": 10.0, "best_val_acc": 10.0, "collapsed": False, "device": "cpu"}
-    (folder / "scratch-n10-s1-lr0.1-it2.json").write_text(json.dumps(r))   # a recipe check: in neither
+    (folder / "scratch-n10-s1-lr0.01-it2.json").write_text(json.dumps(r))   # a recipe check: in neither
     summary = R.summarize_figure5(folder, verbose=False)
     assert list(summary) == ["l2t-ww-every4"] and summary["l2t-ww-every4"][10]["test_acc"] == [33.0]
-    assert [r["config"]["lr"] for r in figure5_status(folder)["extra"]] == [0.03]
+    assert [r["config"]["lr"] for r in figure5_status(folder)["extra"]] == [0.01]
 
 
 def test_table2_quick_trains_its_short_sources_beside_the_paper_scale_ones(capsys):
@@ -411,7 +420,6 @@ def test_dry_run_says_which_runs_are_done_which_resume_and_which_remain(tmp_path
     monkeypatch.chdir(tmp_path)   # checkpoints live in runs/<results folder name>/<run>
     folder = tmp_path / "results" / "figure5-quick"
     folder.mkdir(parents=True)
-    (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}}))
     (folder / "scratch-n10-s0-lr0.01.json").write_text("{}")
     ckpt = tmp_path / "runs" / "figure5-quick" / "scratch-n10-s1-lr0.01"
     ckpt.mkdir(parents=True)
@@ -422,11 +430,12 @@ def test_dry_run_says_which_runs_are_done_which_resume_and_which_remain(tmp_path
                                                 for e, t in enumerate(elapsed)))
     plan = R.figure5("quick", methods=["scratch", "at"], samples=[10], out=folder, dry_run=True)
     lines = capsys.readouterr().out.splitlines()
-    assert [R.run_id(c) for _, c in plan][3:6] == ["scratch-n10-s0-lr0.01", "scratch-n10-s1-lr0.01",
-                                                  "scratch-n10-s2-lr0.01"]   # the recorded lr, not a guess
-    state = {line.split()[-1] if "(" not in line else line.split()[-5]: line for line in lines[:-1]}
+    assert [R.run_id(c) for _, c in plan] == [f"{m}-n10-s{s}-lr0.01" for m in ("scratch", "at") for s in (0, 1, 2)]
+    state = {line.split()[-1]: line for line in lines[:-1]}
     assert "done" in state["scratch-n10-s0-lr0.01"]
     assert "resumes at epoch 40/200, ~1.3 h left" in state["scratch-n10-s1-lr0.01"]   # median epoch x 160 epochs
-    assert "to do" in state["scratch-n10-s2-lr0.01"] and "grid's choice" in state["at-n10-s0-lr0.1"]
-    assert "grid's choice" not in state["scratch-n10-s2-lr0.01"]
-    assert lines[-1] == f"10 runs in {folder}: 1 done, 1 resume from a checkpoint, 8 to do"
+    assert "to do" in state["scratch-n10-s2-lr0.01"] and "to do" in state["at-n10-s0-lr0.01"]
+    assert lines[-1] == f"6 runs in {folder}: 1 done, 1 resume from a checkpoint, 4 to do"
+    plan = R.figure5("quick", methods=["at"], samples=[10], out=folder, dry_run=True, lr_grid=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert [k for k, _ in plan] == ["lr-grid"] * 3 + ["run"] * 3 and "grid's choice" in lines[3]

@@ -7,7 +7,9 @@ import torch.nn.functional as F
 
 from l2t.lookahead import meta_gradient
 from l2t.matching import wfm_loss
-from l2t.toy import directional_derivative, exact_meta_gradient, finite_difference, outer_loss_by_sgd, random_direction, toy_problem
+from l2t.lookahead import UNREACHED, sgd_step
+from l2t.toy import (directional_derivative, exact_meta_gradient, finite_difference, lookahead_by_sgd,
+                     outer_loss_by_sgd, random_direction, toy_problem)
 
 LR, MOMENTUM, WD, BETA = 0.1, 0.9, 1e-2, 0.5
 
@@ -27,22 +29,26 @@ def ours(target, regressors, what, where, opt, x, y, sf, T):
     return outer, torch.autograd.grad(outer, phi_of(what, where))
 
 
+@pytest.mark.parametrize("unreached", UNREACHED)
 @pytest.mark.parametrize("T", [1, 2])
-def test_meta_gradient_matches_central_finite_differences(T):
-    """The value is torch.optim.SGD's own (l2t.toy.outer_loss_by_sgd); the gradient matches it along 3 directions."""
+def test_meta_gradient_matches_central_finite_differences(T, unreached):
+    """The value is torch.optim.SGD's own (l2t.toy.outer_loss_by_sgd); the gradient matches it along 3 directions.
+
+    Under both rules for parameters a lookahead step does not reach (zeroed gradients or none).
+    """
     problem = toy_problem(0, lr=LR, momentum=MOMENTUM, weight_decay=WD, beta=BETA)
-    outer, grads = exact_meta_gradient(problem, T)
-    assert float(outer) == pytest.approx(outer_loss_by_sgd(problem, T), rel=1e-10, abs=1e-12)
+    outer, grads = exact_meta_gradient(problem, T, unreached)
+    assert float(outer) == pytest.approx(outer_loss_by_sgd(problem, T, unreached), rel=1e-10, abs=1e-12)
     gen = torch.Generator().manual_seed(1)
     for _ in range(3):  # random directions over all of phi
         v = random_direction(problem, gen)
-        fd = finite_difference(problem, v, T)
+        fd = finite_difference(problem, v, T, unreached=unreached)
         analytic = directional_derivative(grads, v)
         assert abs(analytic) > 1e-8, "the meta-gradient should not vanish here"
         assert abs(analytic - fd) <= 1e-5 * abs(fd), (analytic, fd)
 
 
-def independent_unroll(target, regressors, what, where, opt, x, y, sf, T):
+def independent_unroll(target, regressors, what, where, opt, x, y, sf, T, unreached="zero-grad"):
     """Algorithm 1 lines 5-8 written out plainly with explicit tensors, for comparison."""
     from torch.func import functional_call
     names_t = [n for n, _ in target.named_parameters()]
@@ -60,7 +66,9 @@ def independent_unroll(target, regressors, what, where, opt, x, y, sf, T):
         _, tf = run(params)
         errs = functional_call(regressors, dict(zip(names_r, params[nt:])), (sf, tf))
         gs = torch.autograd.grad(wfm_loss(errs, w, lam, BETA), params, create_graph=True, allow_unused=True)
-        # torch.optim.SGD skips a parameter without a gradient (here: the classifier)
+        if unreached == "zero-grad":   # the classifier, unreached by L_wfm, steps with g = 0
+            gs = [torch.zeros_like(p) if g is None else g for g, p in zip(gs, params)]
+        # PyTorch 2's torch.optim.SGD skips a parameter without a gradient
         bufs = [b if g is None else MOMENTUM * b + g + WD * p for b, g, p in zip(bufs, gs, params)]
         params = [p if g is None else p - LR * b for p, b, g in zip(params, bufs, gs)]
     logits, _ = run(params)
@@ -71,12 +79,14 @@ def independent_unroll(target, regressors, what, where, opt, x, y, sf, T):
     return outer, torch.autograd.grad(outer, phi_of(what, where))
 
 
+@pytest.mark.parametrize("unreached", UNREACHED)
 @pytest.mark.parametrize("T", [1, 2])
-def test_meta_gradient_matches_independent_unroll(T):
+def test_meta_gradient_matches_independent_unroll(T, unreached):
     problem = setup(T, seed=3)
     target, source, regressors, what, where, opt, x, y, sf = problem
-    a_loss, a_grads = ours(target, regressors, what, where, opt, x, y, sf, T)
-    b_loss, b_grads = independent_unroll(target, regressors, what, where, opt, x, y, sf, T)
+    a_loss, _ = meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, T, unreached=unreached)
+    a_grads = torch.autograd.grad(a_loss, phi_of(what, where))
+    b_loss, b_grads = independent_unroll(target, regressors, what, where, opt, x, y, sf, T, unreached)
     assert torch.allclose(a_loss, b_loss, rtol=1e-12)
     for a, b in zip(a_grads, b_grads):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
@@ -144,3 +154,41 @@ def test_meta_gradient_is_exact_in_every_branch_of_the_sgd_step(case):
     fd = finite_difference(problem, v, T=2)
     analytic = directional_derivative(grads, v)
     assert abs(analytic) > 1e-8 and abs(analytic - fd) <= 1e-5 * abs(fd), (analytic, fd)
+
+
+@pytest.mark.parametrize("T", [1, 2])
+def test_lookahead_equals_torch_sgd_with_zeroed_gradients(T):
+    """Default rule, float64: theta_{T+1} is torch.optim.SGD's after zero_grad(set_to_none=False), every parameter.
+
+    The classifier is not reached by L_wfm and the regressors are not reached by L_org, so they move only by
+    momentum and weight decay; under the "kept" rule they would not move in those steps, and theta differs.
+    """
+    problem = toy_problem(4, lr=LR, momentum=MOMENTUM, weight_decay=WD, beta=BETA)
+    sf = problem.source_features
+    thetas = {}
+    for rule in UNREACHED:
+        _, theta = meta_gradient(problem.target, problem.regressors, sf, problem.x, problem.y, problem.what(sf),
+                                 problem.where(sf), problem.optimizer, BETA, T, unreached=rule)
+        thetas[rule] = theta
+    target, regressors = lookahead_by_sgd(problem, T, "zero-grad")
+    expected = {**dict(target.named_parameters()), **{"r." + k: v for k, v in regressors.named_parameters()}}
+    assert set(expected) == set(thetas["zero-grad"])
+    for k, v in expected.items():
+        assert torch.allclose(thetas["zero-grad"][k], v, rtol=1e-12, atol=1e-14), k
+    fc = [k for k in expected if k.startswith("fc.")]
+    assert fc and all(not torch.allclose(thetas["kept"][k], thetas["zero-grad"][k]) for k in fc)
+    kept_t, kept_r = lookahead_by_sgd(problem, T, "kept")   # ... and "kept" is torch.optim.SGD with gradients freed
+    for k, v in {**dict(kept_t.named_parameters()), **{"r." + k: v for k, v in kept_r.named_parameters()}}.items():
+        assert torch.allclose(thetas["kept"][k], v, rtol=1e-12, atol=1e-14), k
+
+
+def test_sgd_step_moves_an_unreached_parameter_by_momentum_and_weight_decay():
+    """g = 0: d = wd * p, buf = mu * buf + d, p = p - lr * buf; "kept" leaves p and its buffer alone."""
+    p, buf = torch.tensor([2.0], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)
+    new, bufs = sgd_step({"w": p}, {}, {"w": buf}, lr=0.1, momentum=0.9, weight_decay=0.01)
+    assert float(bufs["w"]) == pytest.approx(0.9 * 0.5 + 0.01 * 2.0, rel=1e-15)
+    assert float(new["w"]) == pytest.approx(2.0 - 0.1 * (0.9 * 0.5 + 0.01 * 2.0), rel=1e-15)
+    new, bufs = sgd_step({"w": p}, {"w": None}, {"w": buf}, lr=0.1, momentum=0.9, weight_decay=0.01, unreached="kept")
+    assert new["w"] is p and bufs["w"] is buf
+    with pytest.raises(ValueError, match="unreached must be one of"):
+        sgd_step({"w": p}, {}, {"w": buf}, 0.1, 0.9, 0.01, unreached="frozen")
