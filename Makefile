@@ -11,7 +11,7 @@ export L2T_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache
 export OMP_NUM_THREADS ?= 2
 NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: setup setup-book test unit-test nbval book check-book chromium mathjax demo bench clean
+.PHONY: setup setup-book test unit-test nbval nbval-older-isa book check-book chromium mathjax demo bench clean
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ $(VENV)/.installed-book: $(VENV)/.installed pyproject.toml
 
 # everything CI proves: unit tests, the notebooks reproduce their stored outputs, the book builds with
 # warnings as errors, and the rendered pages pass the headless-browser check
-test: unit-test nbval check-book
+test: unit-test nbval nbval-older-isa check-book
 
 unit-test: setup-book
 	$(BIN)/python -m pytest tests
@@ -35,6 +35,13 @@ unit-test: setup-book
 nbval: setup-book
 	$(BIN)/python -c "import matplotlib.pyplot"
 	$(BIN)/python -m pytest $(NBVAL) notebooks/
+
+# the same notebooks with PyTorch's CPU kernels forced one instruction set lower (AVX512 -> AVX2, AVX2 ->
+# the default), so that a stored output which only held on the CPU it was made on fails here, not on a reader's
+OLDER_ISA = $(BIN)/python -c "import torch; print({'AVX512': 'avx2 AVX2'}.get(torch.backends.cpu.get_cpu_capability(), 'default SSE41'))"
+nbval-older-isa: setup-book
+	@set -- $$($(OLDER_ISA)); echo "nbval with ATEN_CPU_CAPABILITY=$$1 ONEDNN_MAX_CPU_ISA=$$2"; \
+	  ATEN_CPU_CAPABILITY=$$1 ONEDNN_MAX_CPU_ISA=$$2 $(BIN)/python -m pytest $(NBVAL) notebooks/
 
 # the rendered book (stored notebook outputs, nothing executed), MathJax served locally: _build/html
 book: setup-book mathjax

@@ -7,21 +7,66 @@ from pathlib import Path
 
 import yaml
 
+from .lookahead import UNREACHED
+from .methods import METHODS
+from .pairs import NAMES
 from .train import Config, NonFiniteLoss
+
+
+HELP = {   # one line per Config field; the default is appended
+    "method": "method by its paper name: " + ", ".join(METHODS),
+    "dataset": "target dataset: cifar10, cifar100, stl10, cub200, dog, mit67, stanford40, tinyimagenet",
+    "target": "target network: vgg9 (32x32), resnet18 (224x224), or a CIFAR resnet20/32/44/56",
+    "pairs": "layer pairs m-n,m-n (source map m -> target map n) or a ready-made set: " + ", ".join(NAMES),
+    "samples_per_class": "training images per class (Figure 5's N; default: all)",
+    "split": "auto (the paper's split where it has one), paper, or none (hold out --val-per-class)",
+    "val_per_class": "validation images per class held out of the training set when there is no paper split",
+    "epochs": "training epochs", "batch_size": "images per SGD step", "lr": "SGD learning rate (cosine schedule)",
+    "momentum": "SGD momentum", "weight_decay": "SGD weight decay", "beta": "weight beta of the matching loss (Eq. 3)",
+    "T": "lookahead steps on the matching loss before the meta-gradient (Alg. 1 line 5)",
+    "meta_lr": "Adam learning rate of the what/where networks", "meta_weight_decay": "Adam weight decay of phi",
+    "meta_every": "update phi every k-th iteration (1 = Algorithm 1 exactly)",
+    "meta_order": "exact, or first (a cheaper meta-gradient without Hessian terms)",
+    "lookahead_unreached": "lookahead rule for parameters a step's loss does not reach: zero-grad (the authors') or "
+                           "kept (PyTorch 2's SGD)",
+    "bf16": "bf16 autocast for the source pass and the line-4 step (GPU)",
+    "cuda_graph": "replay each iteration as CUDA graphs (GPU only)", "at_beta": "weight of the attention-transfer loss",
+    "lwf_weight": "weight of the LwF distillation loss", "seed": "seed of the training subset and initialisation",
+    "device": "auto, cpu, cuda or cuda:N", "eval_every": "validate every k epochs",
+    "ckpt_every": "checkpoint every k epochs (and 10 minutes after the last save)",
+    "eval_test": "also score the test set at every validation", "max_iters": "stop after this many iterations (checks)",
+    "workers": "DataLoader workers (224x224 datasets)", "out": "folder for metrics.jsonl, checkpoint.pt, result.json",
+}
+CHOICES = {"method": list(METHODS), "meta_order": ["exact", "first"], "lookahead_unreached": list(UNREACHED),
+           "split": ["auto", "paper", "none"]}
 
 
 def _add_config_flags(p):
     p.add_argument("--config", help="YAML file of Config fields (the paper's settings are in l2t/configs/)")
     for f in fields(Config):
         flag = "--" + f.name.replace("_", "-")
+        text = f"{HELP.get(f.name, f.name)} (default: {f.default})" if f.name != "sources" else None
         if f.name == "sources":
             p.add_argument("--source", dest="sources", action="append",
-                           help="source network as arch:path or arch:paper (repeat for multi-source)")
+                           help="source network as arch:paper, arch:imagenet or arch:PATH[#sha256] (repeat for "
+                                "multi-source; default: resnet32:paper, the paper's ResNet32-TinyImageNet)")
         elif f.type is bool or isinstance(f.default, bool):
-            p.add_argument(flag, dest=f.name, action="store_true", default=None)
+            p.add_argument(flag, dest=f.name, action="store_true", default=None, help=text)
         else:
             typ = f.type if f.type in (int, float, str) else str
-            p.add_argument(flag, dest=f.name, type=typ, default=None)
+            p.add_argument(flag, dest=f.name, type=typ, default=None, choices=CHOICES.get(f.name), help=text)
+
+
+def _typed(name, value, path):
+    """A YAML value as its Config field's type: YAML 1.1 reads ``1e-3`` as a string, ``0.001`` as a float."""
+    typ = {f.name: f.type for f in fields(Config)}[name]
+    if typ in (int, float) and isinstance(value, str) or typ is float and isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return typ(value)
+        except ValueError:
+            raise ValueError(f"{name} in {path} must be {'an integer' if typ is int else 'a number'}, "
+                             f"got {value!r}") from None
+    return value
 
 
 def config_from_args(args):
@@ -35,10 +80,16 @@ def config_from_args(args):
                 raise FileNotFoundError(f"config {args.config!r} is neither a file nor one of "
                                         f"{sorted(p.stem for p in packaged.parent.glob('*.yaml'))}")
             path = packaged
-        values = yaml.safe_load(path.read_text()) or {}
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"config {path} must be a mapping of Config fields, got {type(values).__name__}")
         unknown = set(values) - {f.name for f in fields(Config)}
         if unknown:
             raise ValueError(f"unknown keys in {path}: {sorted(unknown)}")
+        values = {k: _typed(k, v, path) for k, v in values.items()}
     values.update({f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None})
     return Config(**values)
 
@@ -47,7 +98,7 @@ def cmd_train(args):
     """``l2t train``: one training run; prints the result's headline numbers."""
     from .train import Trainer
     cfg = config_from_args(args)
-    result = Trainer(cfg).fit(resume=args.resume, progress=not args.no_progress)
+    result = Trainer(cfg).fit(resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
     print(json.dumps({k: result[k] for k in ("best_val_epoch", "best_val_acc", "test_acc", "wall_time_s",
                                               "collapsed")}, indent=1))
 
@@ -99,6 +150,8 @@ def main(argv=None):
     p = sub.add_parser("train", help="train a target network with one method")
     _add_config_flags(p)
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in an --out that holds a run: its files are moved aside, not deleted")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="test accuracy of a run folder (final and best-validation weights)")

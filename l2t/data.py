@@ -4,6 +4,7 @@
 horizontal flip, then ImageNet normalisation), on the CPU or on the GPU: no JPEG decoding per epoch.
 """
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -89,18 +90,55 @@ def paper_split(dataset, split, root=None):
     return json.loads(path.read_text())["indices"]
 
 
+# sha256 of the authors' split files as published (alinlab/L2T-ww, split/<dataset>-<split>)
+SPLIT_SHA256 = {
+    "cifar100-train": "47da3ecc83af79646e3b1c2d22ee85a514806240780bf0118326103602a6dc08",
+    "cifar100-val": "b6b476cf23a17adc01d52a844629fa1aaa77c2faa7081cae8818045399be6df6",
+    "cifar100-test": "e732eaf2f2e9f8d5162a1d6d4c0448119fa4d4f53a506a1e6d7f774d036623a4",
+    "stl10-train": "5cafbeaa0944448a4ddd7d3cf616f45a805c44d0932c8a168090e30544c93a6b",
+    "stl10-val": "3fcd3ce45607b49a6305857b537a418d27705b8e5b4d99c47d0f92d18c43bd93",
+    "stl10-test": "78f119c5f82886db41f6d22ded8ac044d9603ea18f3cc004be48c0cc0e835d08",
+    "cub200-train": "43f84aa4c9bcc4e2e4b8570d3b83f3e760ca03f7e4d48da899c043bb4e9aebd3",
+    "cub200-val": "47e2be8e929b40a9026195ede03ac56722027bd613153886ae5873e35543d4a9",
+    "cub200-test": "33bec6724cc7cecb9cecf5349410a8b82c4ece36bd45cedd9197a0aab1b990a8",
+    "dog-train": "d7669a70ef90fdc625358b397087c9dacdff9c2659f5799efb26984c5ae3eea4",
+    "dog-val": "0e1708afa025d5bdd40ae22b108c0af02f66b93e17287889a38856c72e2cacb4",
+    "dog-test": "1343c2081da68747e9e1c91a430a20a40559d86f961133bf3d4f698d3ac33a2b",
+}
+
+
+def read_authors_split(path, name=None):
+    """``(classes, indices)`` of one of the authors' split files (a torch-saved tuple of two lists), checked.
+
+    Loaded with ``weights_only=True`` (no arbitrary unpickling); with ``name`` (e.g. ``stl10-train``) the
+    file's sha256 must be the published file's.
+    """
+    data = Path(path).read_bytes()
+    if name is not None and hashlib.sha256(data).hexdigest() != SPLIT_SHA256[name]:
+        raise ValueError(f"split file {path} is not the authors' {name} (sha256 differs); delete it and fetch it again")
+    try:
+        obj = torch.load(io.BytesIO(data), weights_only=True)
+        classes, indices = obj
+        return [int(c) for c in classes], [int(i) for i in indices]
+    except Exception as e:
+        raise ValueError(f"split file {path} is not one of the authors' (classes, indices) split files "
+                         f"({type(e).__name__}: {e})") from None
+
+
 def _download_split(dataset, split, path):
     url = SPLITS_URL.format(dataset=dataset, split=split)
+    tmp = Path(str(path) + ".part")
     try:
-        tmp = str(path) + ".part"
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, tmp, progress=False)
-        indices = [int(i) for i in torch.load(tmp, weights_only=False)]  # the authors' torch pickle of a list
-        path.write_text(json.dumps({"dataset": dataset, "split": split, "indices": indices}))
-        os.remove(tmp)
+        torch.hub.download_url_to_file(url, str(tmp), progress=False)
     except Exception as e:
         raise FileNotFoundError(f"split file {path} is missing and {url} could not be fetched "
                                 f"({type(e).__name__}: {e}); set L2T_DATA to a folder with splits/") from None
+    try:
+        classes, indices = read_authors_split(tmp, f"{dataset}-{split}")
+    finally:
+        tmp.unlink(missing_ok=True)
+    path.write_text(json.dumps({"dataset": dataset, "split": split, "classes": classes, "indices": indices}))
 
 
 def per_class_subset(targets, n, seed, exclude=()):

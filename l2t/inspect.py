@@ -30,11 +30,14 @@ def transfer_weights(trainer, part, labels=None, batch_size=500):
 
 def load_run(run_dir, device="cpu", data=None):
     """A Trainer restored from a run folder (its config.json and checkpoint.pt)."""
-    from .train import Config, Trainer
+    from .train import Trainer, config_from_dict, read_checkpoint
     run_dir = Path(run_dir)
     if not (run_dir / "checkpoint.pt").exists():
         raise FileNotFoundError(f"no checkpoint.pt in {run_dir}: is it the --out folder of an `l2t train` run?")
-    cfg = Config(**json.loads((run_dir / "config.json").read_text()))
+    try:
+        cfg = config_from_dict(json.loads((run_dir / "config.json").read_text()))
+    except (OSError, json.JSONDecodeError, TypeError):   # no config.json, or a broken one: the checkpoint's
+        cfg = config_from_dict(read_checkpoint(run_dir / "checkpoint.pt")["config"])
     cfg.device, cfg.cuda_graph = device, False   # graphs are how a run was trained, not what it is
     trainer = Trainer(cfg, data=data)
     trainer.load(run_dir / "checkpoint.pt")

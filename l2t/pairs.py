@@ -36,7 +36,7 @@ def parse_pairs(spec, source=None, target=None, num_source=None, num_target=None
         if (source, target) not in CONFIGS:
             raise ValueError(f"no ready-made {spec!r} pairs for source {source!r} -> target {target!r}; "
                              f"known: {sorted(CONFIGS)}; give pairs explicitly as 'm-n,m-n'")
-        pairs = CONFIGS[(source, target)][spec]
+        pairs = list(CONFIGS[(source, target)][spec])
     elif isinstance(spec, str):
         try:
             pairs = [tuple(int(i) for i in p.split("-")) for p in spec.replace(" ", "").split(",") if p]
@@ -46,8 +46,12 @@ def parse_pairs(spec, source=None, target=None, num_source=None, num_target=None
             raise ValueError(f"pairs {spec!r} are not of the form 'm-n,m-n' (e.g. '4-0,9-1,14-2')")
     else:
         pairs = [tuple(int(i) for i in p) for p in spec]
+    pairs = [tuple(p) for p in pairs]
     if not pairs:
         raise ValueError("at least one pair (m, n) is needed")
+    duplicated = sorted({f"{m}-{n}" for m, n in pairs if pairs.count((m, n)) > 1})
+    if duplicated:
+        raise ValueError(f"pairs {', '.join(duplicated)} are given more than once; each pair (m, n) is matched once")
     for m, n in pairs:
         if num_source is not None and not 0 <= m < num_source:
             raise ValueError(f"source index {m} in pair {m}-{n} is out of range: the source has "

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .methods import method
-from .train import Config, Trainer, _atomic_write_text
+from .train import Config, Trainer, _atomic_write_text, config_from_dict
 
 FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
 LR_GRID = [0.1, 0.03, 0.01]
@@ -74,12 +74,12 @@ def run_once(cfg, results, runs, device, cuda_graph=False):
     """
     path = Path(results) / f"{run_id(cfg)}.json"
     if path.exists():
-        return json.loads(path.read_text())
+        return _existing(path, cfg)
     out = Path(runs) / run_id(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):   # parallel processes (one per N) plan some runs alike: one trains, the other waits
         if path.exists():   # ... and then finds it done
-            return json.loads(path.read_text())
+            return _existing(path, cfg)
         cfg = replace(cfg, out=str(out), device=device, cuda_graph=cuda_graph)
         result = Trainer(cfg).fit(resume=True)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +87,14 @@ def run_once(cfg, results, runs, device, cuda_graph=False):
         shutil.rmtree(cfg.out, ignore_errors=True)  # the checkpoint is no longer needed
         Path(f"{out}.lock").unlink(missing_ok=True)  # a waiter holding it re-checks the result, which now exists
     return result
+
+
+def _existing(path, cfg):
+    """The finished result at ``path`` for the planned ``cfg``; a bad or foreign file is one clear error."""
+    why = result_problem(path, cfg)
+    if why:
+        raise ValueError(f"{path} exists but is not this run's result: {why}. Move it away and run again")
+    return json.loads(Path(path).read_text())
 
 
 def figure5_base(scale):
@@ -172,11 +180,16 @@ def chosen_lr(choice, config):
 
 def run_state(cfg, results, runs):
     """Where a planned run stands: 'done' (its result JSON exists), 'resumes at epoch k/E[, ~time left]' or 'to do'."""
-    if (Path(results) / f"{run_id(cfg)}.json").exists():
-        return "done"
+    path = Path(results) / f"{run_id(cfg)}.json"
+    if path.exists():
+        why = result_problem(path, cfg)
+        return f"bad result file: {why}" if why else "done"
     ckpt = Path(runs) / run_id(cfg) / "checkpoint.pt"
     if ckpt.exists():   # mmap: only the small header is read, not the weights
-        epoch = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+        try:
+            epoch = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+        except Exception:
+            return "unreadable checkpoint (truncated?): move it away to start over"
         left = time_left(ckpt.with_name("metrics.jsonl"), epoch, cfg.epochs)
         return f"resumes at epoch {epoch}/{cfg.epochs}" + (f", ~{left} left" if left else "")
     return "to do"
@@ -247,10 +260,48 @@ def _exclusive(path):
 SUMMARY_FILES = ("lr_choice.json", "summary.json", "summary-own-lr.json", "paired.json")   # not run results
 
 
-def load_results(results):
-    """Every result JSON in a folder (not the summaries)."""
-    return [json.loads(p.read_text()) for p in sorted(Path(results).glob("*.json"))
-            if p.name not in SUMMARY_FILES]
+def result_problem(path, cfg=None):
+    """Why the result file ``path`` must not be counted ('' if it may): unreadable, not a result, a stray copy
+    (its name is not its own config's run name), or, given the planned ``cfg``, a run of other settings."""
+    try:
+        r = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"not readable JSON ({type(e).__name__})"
+    if not isinstance(r, dict) or not isinstance(r.get("config"), dict) or not isinstance(r.get("test_acc"), (int, float)):
+        return "not a run result (no config or test_acc)"
+    try:
+        own = run_id(config_from_dict(r["config"]))
+    except (TypeError, ValueError, KeyError) as e:
+        return f"its config is not a valid run config ({e})"
+    if Path(path).stem != own:
+        return f"its config's run is {own}.json: a copy or a renamed file"
+    if cfg is not None:
+        from .train import _differences
+        planned = {k: v for k, v in asdict(cfg).items()}
+        stored = {**asdict(config_from_dict({k: v for k, v in r["config"].items() if k in planned})),
+                  **{k: v for k, v in r["config"].items() if k in planned}}
+        if not method(cfg.method)["what"]:   # the meta-gradient's settings do not touch a run without one
+            for k in ("lookahead_unreached", "meta_order", "meta_every"):
+                stored[k] = planned[k]
+        changed = _differences(stored, planned)
+        if changed:
+            return f"made with other settings ({changed})"
+    return ""
+
+
+def load_results(results, skipped=None):
+    """Every valid result JSON in a folder (not the summaries); ``skipped`` (a list) receives (name, why) of the rest."""
+    out = []
+    for p in sorted(Path(results).glob("*.json")):
+        if p.name in SUMMARY_FILES:
+            continue
+        why = result_problem(p)
+        if why:
+            if skipped is not None:
+                skipped.append((p.name, why))
+            continue
+        out.append(json.loads(p.read_text()))
+    return out
 
 
 def _figure5_order(name):
@@ -272,7 +323,8 @@ def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR):
     results = Path(results)
     out = Path(out) if out is not None else results
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_results(results)
+    skipped = []
+    runs = load_results(results, skipped)
     real = [r for r in runs if not r["config"].get("max_iters")]   # not the recipe checks (--max-iters)
     whole = [r for r in real if r["config"].get("samples_per_class") is None]   # e.g. a table1 run saved here
     real = [r for r in real if r["config"].get("samples_per_class") is not None]   # Fig. 5's x-axis: images per class
@@ -288,7 +340,7 @@ def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR):
     head = [f"# Figure 5 at one learning rate: every method at lr {lr:g}", "",
             "Test accuracy (%) per seed (a seed fixes the training images and the initialisation; "
             "* = collapsed onto one class), mean ± sample std.", ""]
-    text = head + lines + [""] + _paired_lines(paired)
+    text = head + lines + [""] + paired_table(paired)
     if own_lines:
         text += ["", "## Secondary view: each method at its own learning rate",
                  "", "Each lr chosen once from {" + ", ".join(f"{v:g}" for v in LR_GRID) + "} on validation "
@@ -302,6 +354,8 @@ def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR):
     if whole:
         text += ["", f"Left out: {len(whole)} run(s) on the whole training set (no samples per class), "
                      "which are not Figure 5 runs."]
+    if skipped:
+        text += ["", "Not counted, and why:"] + [f"- `{name}`: {why}" for name, why in skipped]
     gpus = sorted({r["device"] for r in real if _on_gpu(r)})
     if gpus:   # the same protocol, run on a GPU
         text += ["", f"† run on {', '.join(gpus)} with the same protocol; every other run on the CPU."]
@@ -402,7 +456,7 @@ def paired_differences(summary, top="l2t-ww", level=0.95):
     return out
 
 
-def _paired_lines(paired, top="l2t-ww"):
+def paired_table(paired, top="l2t-ww"):
     """Markdown rows of ``paired_differences``."""
     if not paired:
         return [f"No paired differences yet: {top} has no run at this learning rate."]

@@ -12,8 +12,10 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -84,9 +86,35 @@ class Config:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {value}")
         if self.T < 0:
             raise ValueError(f"T (lookahead steps on the matching loss) must be >= 0, got {self.T}")
+        reals = {"lr": (self.lr, False), "beta": (self.beta, True), "weight_decay": (self.weight_decay, True),
+                 "meta_lr": (self.meta_lr, True), "meta_weight_decay": (self.meta_weight_decay, True),
+                 "momentum": (self.momentum, True), "at_beta": (self.at_beta, True), "lwf_weight": (self.lwf_weight, True)}
+        for name, (value, zero_ok) in reals.items():   # NaN fails every comparison, so it is caught here too
+            if not (value >= 0 if zero_ok else value > 0) or not math.isfinite(value):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number {'>= 0' if zero_ok else '> 0'}, "
+                                 f"got {value}")
+        for name in ("seed",):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("samples_per_class", "val_per_class"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1 images per class, got {value}")
+        if self.pairs is not None and not str(self.pairs).strip(" ,"):
+            raise ValueError(f"--pairs is empty ({self.pairs!r}); give pairs as 'm-n,m-n' or a name "
+                             f"({', '.join(NAMES)}), or leave it out for the method's own")
         if self.lookahead_unreached not in UNREACHED:
             raise ValueError(f"lookahead-unreached must be one of {', '.join(UNREACHED)}, "
                              f"got {self.lookahead_unreached!r}")
+
+
+def config_from_dict(d):
+    """A Config from a stored config dict (fields a later version added keep their defaults).
+
+    A config from before ``lookahead_unreached`` existed ran the ``kept`` rule (the only one then).
+    """
+    names = {f.name for f in fields(Config)}
+    return Config(**{"lookahead_unreached": "kept", **{k: v for k, v in d.items() if k in names}})
 
 
 def _epoch_of(line):
@@ -107,6 +135,8 @@ def resolve_device(name):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
         raise ValueError(f"device must be cpu, cuda or auto, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this PyTorch sees no CUDA GPU; use --device cpu (or auto)")
     return torch.device(name)
 
 
@@ -161,18 +191,21 @@ def labels_of(part):
     return torch.tensor(part.targets)
 
 
-def build_source(arch, path):
-    """A frozen source: ``path`` a checkpoint in the paper's format, ``None`` the paper's own, or ``imagenet``."""
+def build_source(arch, path, sha256=None):
+    """A frozen source: ``path`` a checkpoint in the paper's format (checked against ``sha256`` when given),
+    ``None`` the paper's own, or ``imagenet``."""
     if path == "imagenet":   # torchvision's ImageNet weights (downloaded when online)
         return build_model(arch, 1000, pretrained=True).eval().requires_grad_(False)
-    return load_source(path, arch)
+    return load_source(path, arch, expected_sha256=sha256)
 
 
 def _source_specs(specs):
+    """``arch:paper``, ``arch:imagenet`` or ``arch:PATH[#SHA256]`` -> (arch, path or None, sha256 or None)."""
     out = []
     for spec in specs:
         arch, _, path = spec.partition(":")
-        out.append((arch, None if path in ("", "paper") else path))
+        path, _, digest = path.partition("#")
+        out.append((arch, None if path in ("", "paper") else path, digest.lower() or None))
     return out
 
 
@@ -195,8 +228,8 @@ class Trainer:
         self.sources, self.source_archs = [], []
         if needs_source:
             specs = _source_specs(cfg.sources)
-            self.source_archs = [a for a, _ in specs]
-            self.sources = sources or [build_source(a, p) for a, p in specs]
+            self.source_archs = [a for a, _, _ in specs]
+            self.sources = sources or [build_source(a, p, h) for a, p, h in specs]
             self.sources = [s.to(self.device).eval().requires_grad_(False) for s in self.sources]
         self.pairs = self._pairs() if self.m["pairs"] or cfg.pairs else []
         src_ch = [c for s in self.sources for c in s.feature_channels]
@@ -230,6 +263,7 @@ class Trainer:
             from .cudagraph import GraphedStep
             self.graphed = GraphedStep(self)
         self.best = {"epoch": -1, "val_acc": -1.0, "state": None}
+        self.provenance = None   # git commit, dirty flag and start time of the run (set by fit, kept by checkpoints)
 
     def _pairs(self):
         """This run's pairs; with several sources, source indices count their maps one after another."""
@@ -313,15 +347,53 @@ class Trainer:
             p.grad = g
 
     # ---- the loop ----
-    def fit(self, resume=False, progress=True):
-        """Train for ``cfg.epochs`` (or ``max_iters``), evaluating, checkpointing; returns the result dict."""
+    def fit(self, resume=False, progress=True, overwrite=False):
+        """Train for ``cfg.epochs`` (or ``max_iters``), evaluating, checkpointing; returns the result dict.
+
+        Never destroys a run by accident: ``out`` is locked against a second process, and a folder holding
+        another run's files (or this run's, without ``resume``) is refused unless ``overwrite``, which moves
+        the old files aside into ``out/replaced-<time>/``.
+        """
         cfg, out = self.cfg, Path(self.cfg.out)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file, not a folder; choose a folder for the run's files")
         out.mkdir(parents=True, exist_ok=True)
+        with _run_lock(out):
+            return self._fit(out, resume, progress, overwrite)
+
+    def _prepare_out(self, out, resume, overwrite):
+        """Resume, refuse or move aside what ``out`` holds; see ``fit``."""
         ckpt, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
+        old = [p for p in (ckpt, metrics_path, out / "result.json", out / "config.json") if p.exists()]
+        if not old:
+            return
+        differences = _differences(_read_config(out), asdict(self.cfg))
+        if overwrite:
+            aside = out / time.strftime("replaced-%Y%m%d-%H%M%S")
+            aside.mkdir()
+            for p in old:
+                os.replace(p, aside / p.name)
+            print(f"l2t: moved the old run's files in {out} aside to {aside}", file=sys.stderr)
+            return
+        if differences:
+            raise ValueError(f"--out {out} holds another run ({differences}); choose another --out, or pass "
+                             f"--overwrite to move its files aside")
         if resume and ckpt.exists():
             self.load(ckpt)
-        elif ckpt.exists():   # starting over: a kill before the first save must not resume the old run
-            ckpt.unlink()
+        elif resume:   # this run's files, but no checkpoint to continue from: start again, and say so
+            print(f"l2t: {out} has no checkpoint yet; starting this run from the beginning", file=sys.stderr)
+        else:
+            state = "a checkpoint" if ckpt.exists() else "files"
+            raise ValueError(f"--out {out} already holds {state} of this run; add --resume to continue it, or "
+                             f"--overwrite to start over (the old files are moved aside)")
+
+    def _fit(self, out, resume, progress, overwrite):
+        cfg = self.cfg
+        ckpt, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
+        self._prepare_out(out, resume, overwrite)
+        if self.provenance is None:   # recorded when the run starts, kept through resumes
+            self.provenance = {"git_commit": git_commit(), "git_dirty": git_dirty(),
+                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         lines = metrics_path.read_text().splitlines() if (resume and metrics_path.exists()) else []
         lines = [l for l in lines if _epoch_of(l) < self.epoch]   # rows past the checkpoint are redone
         metrics_path.write_text("".join(l + "\n" for l in lines))
@@ -381,18 +453,25 @@ class Trainer:
         if not bool(finite.all()):
             bad = int((~finite).nonzero()[0])
             raise NonFiniteLoss(f"{self.cfg.method}: the training loss became {float(losses[bad])} at epoch "
-                                f"{self.epoch}, step {bad}; the last good checkpoint is kept in {self.cfg.out}. "
+                                f"{self.epoch}, step {bad}; {self._kept()}. "
                                 f"Try a smaller learning rate (--lr) or beta.")
         state = [v for v in self.model.state_dict().values() if v.is_floating_point()]
         if not bool(torch.stack([torch.isfinite(v).all() for v in state]).all()):
             raise NonFiniteLoss(f"{self.cfg.method}: the weights or BatchNorm statistics became non-finite at epoch {self.epoch}, step "
-                                f"{len(losses) - 1} (the loss was still finite); the last good checkpoint is "
-                                f"kept in {self.cfg.out}. Try a smaller learning rate (--lr) or beta.")
+                                f"{len(losses) - 1} (the loss was still finite); {self._kept()}. "
+                                f"Try a smaller learning rate (--lr) or beta.")
         row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
                "train_loss": float(losses.mean()), "train_acc": round(100.0 * int(correct) / seen, 4)}
         if lams:
             row["lambda"] = [round(v, 6) for v in torch.stack(lams).mean(0).tolist()]
         return row
+
+    def _kept(self):
+        """What a stopped run leaves behind, truthfully: its last checkpoint, or none."""
+        ckpt = Path(self.cfg.out) / "checkpoint.pt"
+        if ckpt.exists():
+            return f"the last good checkpoint (epoch {torch.load(ckpt, map_location='cpu', weights_only=True, mmap=True)['epoch']}) is kept in {ckpt}"
+        return "no checkpoint was saved before it (nothing to resume)"
 
     # ---- evaluation ----
     @torch.no_grad()
@@ -443,14 +522,16 @@ class Trainer:
             "collapsed": top_share >= 0.5,
             "iterations": self.iteration, "epochs_run": self.epoch, "n_train": len(train_preds),
             "wall_time_s": wall_time, "device": device_name(self.device), "versions": versions(),
-            "git_commit": git_commit(),
+            "git_commit": (self.provenance or {}).get("git_commit", git_commit()),
+            "git_dirty": (self.provenance or {}).get("git_dirty"), "started": (self.provenance or {}).get("started"),
         }
 
     # ---- checkpoints ----
     def save(self, path):
         """Write a checkpoint atomically (to a temporary file, then rename)."""
         state = {"epoch": self.epoch, "iteration": self.iteration, "best": self.best, "elapsed_s": self.elapsed,
-                 "generator": self.generator.get_state(), "config": asdict(self.cfg)}
+                 "generator": self.generator.get_state(), "config": asdict(self.cfg),
+                 "provenance": json.dumps(self.provenance)}
         for name in ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer",
                      "scheduler"):
             obj = getattr(self, name)
@@ -461,12 +542,11 @@ class Trainer:
 
     def load(self, path):
         """Restore everything ``save`` wrote; training then continues exactly where it stopped."""
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = read_checkpoint(path, self.device)
         saved, now = state.get("config") or {}, asdict(self.cfg)
-        changed = sorted(k for k in saved.keys() & now.keys() if k not in HOW_TO_RUN and saved[k] != now[k])
+        changed = _differences(saved, now)
         if changed:   # e.g. another --epochs would keep the old cosine schedule
-            raise ValueError(f"{path} is a checkpoint of another run: {', '.join(f'{k}={saved[k]!r}' for k in changed)}"
-                             f" there, {', '.join(f'{k}={now[k]!r}' for k in changed)} here. Resume with the same "
+            raise ValueError(f"{path} is a checkpoint of another run: {changed}. Resume with the same "
                              f"settings, or start over with another --out")
         for name in ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer",
                      "scheduler"):
@@ -476,6 +556,59 @@ class Trainer:
         self.generator.set_state(state["generator"].cpu())
         self.epoch, self.iteration, self.best = state["epoch"], state["iteration"], state["best"]
         self.elapsed = state.get("elapsed_s", 0.0)   # checkpoints before this field: time starts again
+        self.provenance = json.loads(state["provenance"]) if state.get("provenance") else None
+
+
+def read_checkpoint(path, device="cpu"):
+    """A run's ``checkpoint.pt`` as a dict, or one clear ValueError naming the file (truncated, foreign, not one)."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable l2t checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                         f"it may be truncated by a kill during a save. Start the run again with --overwrite "
+                         f"(the file is moved aside)") from None
+    if not isinstance(state, dict) or not {"epoch", "model", "config"} <= set(state):
+        raise ValueError(f"{path} is not an l2t run checkpoint (no epoch/model/config); it may be a source "
+                         f"network's checkpoint: pass that with --source arch:PATH")
+    return state
+
+
+def _read_config(out):
+    """The config a run folder was made with (its config.json, else its checkpoint's), or {} if unreadable."""
+    try:
+        return json.loads((out / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        pass
+    try:
+        return read_checkpoint(out / "checkpoint.pt")["config"]
+    except (ValueError, OSError, KeyError):
+        return {}
+
+
+def _differences(saved, now):
+    """'k=old there, k=new here' for the fields that define a run (how to run it aside); '' when they agree."""
+    changed = sorted(k for k in saved.keys() & now.keys() if k not in HOW_TO_RUN and saved[k] != now[k])
+    return ", ".join(f"{k}={saved[k]!r} there, {now[k]!r} here" for k in changed)
+
+
+@contextmanager
+def _run_lock(out):
+    """An exclusive lock on ``out/.lock`` for the whole run; a second process on the same folder is refused at once."""
+    try:
+        import fcntl
+    except ImportError:   # no fcntl (Windows): one process per folder is the user's job
+        yield
+        return
+    with open(out / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(f"another l2t process is training into {out} right now; wait for it or use "
+                             f"another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def no_tf32():
@@ -510,6 +643,16 @@ def versions():
     from . import __version__
     return {"l2t": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version()}
+
+
+def git_dirty():
+    """Whether the checkout has uncommitted changes to tracked files (None outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).parent)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except Exception:
+        return None
 
 
 def git_commit():

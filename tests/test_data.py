@@ -51,3 +51,42 @@ def test_cifar10_is_found_in_imagefolder_layout_and_splits_load():
     assert x.shape == (2, 3, 32, 32) and x.dtype == torch.uint8
     split = D.paper_split("stl10", "val")
     assert len(split) == 500
+
+
+ORIGINAL = D.data_root() / "splits" / "original"
+needs_original_splits = pytest.mark.skipif(not ORIGINAL.is_dir(), reason="the authors' split files are not under L2T_DATA")
+
+
+@needs_original_splits
+@pytest.mark.parametrize("name", sorted(D.SPLIT_SHA256))
+def test_the_authors_split_files_load_safely_and_match_the_converted_json(name):
+    """The published (classes, indices) pickles load with weights_only=True and pass their pinned sha256."""
+    import json
+    classes, indices = D.read_authors_split(ORIGINAL / name, name)
+    converted = json.loads((D.data_root() / "splits" / f"{name}.json").read_text())
+    assert indices == converted["indices"] and len(set(indices)) == len(indices)
+    assert classes == converted["classes"]
+
+
+@needs_original_splits
+def test_a_missing_split_is_fetched_from_the_authors_file_checked_and_stored(tmp_path, monkeypatch):
+    """The download path: the authors' bytes become splits/<name>.json; other bytes are refused, by name."""
+    import shutil
+    fetched = []
+
+    def download(url, dst, progress=False):
+        fetched.append(url)
+        shutil.copyfile(ORIGINAL / url.rsplit("/", 1)[1], dst)
+    monkeypatch.setattr(D.torch.hub, "download_url_to_file", download)
+    assert D.paper_split("stl10", "val", root=tmp_path) == D.paper_split("stl10", "val")
+    assert fetched == [D.SPLITS_URL.format(dataset="stl10", split="val")]
+    assert not list((tmp_path / "splits").glob("*.part"))
+
+    monkeypatch.setattr(D.torch.hub, "download_url_to_file",
+                        lambda url, dst, progress=False: shutil.copyfile(ORIGINAL / "stl10-test", dst))   # wrong file
+    with pytest.raises(ValueError, match="is not the authors' stl10-train"):
+        D.paper_split("stl10", "train", root=tmp_path)
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"not a pickle at all")
+    with pytest.raises(ValueError, match="is not one of the authors'"):
+        D.read_authors_split(garbage)

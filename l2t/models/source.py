@@ -54,10 +54,16 @@ def load_source(path=None, arch="resnet32", expected_sha256=None, device="cpu"):
         if digest != expected_sha256:
             raise ValueError(f"sha256 of {path} is {digest}, expected {expected_sha256}: the file is "
                              f"corrupt or a different checkpoint; delete it and download {PAPER_SOURCE_URL}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:   # truncated, random bytes, or a pickle that is not plain tensors
+        raise ValueError(f"source {path} is not a readable checkpoint ({type(e).__name__}); it may be "
+                         f"truncated or not a checkpoint at all: download or copy it again") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"{path} is not a checkpoint in the paper's format (a dict with 'state_dict')")
     state = ckpt["state_dict"]
+    if not isinstance(state, dict) or "fc.weight" not in state:
+        raise ValueError(f"source {path} has no classifier weights (fc.weight): not a CIFAR/ImageNet ResNet checkpoint")
     num_classes = ckpt.get("num_classes") or state["fc.weight"].shape[0]
     model = build_model(arch, num_classes)
     ours, theirs = set(model.state_dict()), set(state)

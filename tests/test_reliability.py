@@ -1,0 +1,160 @@
+"""Reliability: no run is lost or silently mixed, every bad file or setting gets one clear line."""
+import json
+
+import pytest
+import torch
+
+from l2t import reproduce as R
+from l2t.cli import main
+from l2t.train import Config, Trainer
+from test_trainer import run, tiny_data, tiny_sources
+
+
+def trained(tmp_path, **kw):
+    trainer = run(tmp_path, method="scratch", max_iters=2, **kw)
+    trainer.fit(progress=False)
+    return tmp_path / "run"
+
+
+def test_a_second_launch_never_destroys_a_run(tmp_path):
+    out = trained(tmp_path)
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match="add --resume to continue it, or --overwrite"):
+        run(tmp_path, method="scratch", max_iters=2).fit(progress=False)          # same run, no --resume
+    with pytest.raises(ValueError, match=r"holds another run \(lr=0\.1 there, 0\.05 here\)"):
+        run(tmp_path, method="scratch", max_iters=2, lr=0.05).fit(progress=False)  # other settings
+    with pytest.raises(ValueError, match="holds another run"):
+        run(tmp_path, method="scratch", max_iters=2, lr=0.05).fit(resume=True, progress=False)
+    assert (out / "checkpoint.pt").read_bytes() == before                           # nothing touched
+    run(tmp_path, method="scratch", max_iters=2, lr=0.05).fit(progress=False, overwrite=True)
+    aside = [p for p in out.iterdir() if p.name.startswith("replaced-")]
+    assert len(aside) == 1 and (aside[0] / "checkpoint.pt").read_bytes() == before  # moved aside, not deleted
+    assert json.loads((out / "config.json").read_text())["lr"] == 0.05
+
+
+def test_a_second_process_on_the_same_out_is_refused_at_once(tmp_path):
+    import fcntl
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "w") as lock:   # another process holds the run's lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match="another l2t process is training into"):
+            run(tmp_path, method="scratch", max_iters=1).fit(progress=False)
+    assert not (out / "metrics.jsonl").exists()
+
+
+def test_out_that_is_a_file_and_a_truncated_checkpoint_are_one_clear_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        run(tmp_path, name="file", method="scratch", max_iters=1).fit(progress=False)
+    out = trained(tmp_path)
+    data = (out / "checkpoint.pt").read_bytes()
+    (out / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="is not a readable l2t checkpoint .* truncated"):
+        run(tmp_path, method="scratch", max_iters=2).fit(resume=True, progress=False)
+    assert main(["evaluate", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint.pt is not a readable l2t checkpoint" in err[0]
+
+
+def test_a_truncated_or_foreign_source_file_is_one_clear_error(tmp_path):
+    from l2t.models import load_source
+    (tmp_path / "random.pth").write_bytes(bytes(range(256)) * 10)
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_source(tmp_path / "random.pth", "resnet20")
+    torch.save({"epoch": 1}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not a checkpoint in the paper's format"):
+        load_source(tmp_path / "other.pth", "resnet20")
+    torch.save({"state_dict": tiny_sources()[0].state_dict()}, tmp_path / "ok.pth")
+    with pytest.raises(ValueError, match="sha256 of .* expected 00"):
+        Trainer(Config(method="at", sources=[f"resnet20:{tmp_path / 'ok.pth'}#" + "0" * 64], device="cpu",
+                       out=str(tmp_path / "r")), data=tiny_data())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--beta", "-5"], "--beta must be a finite number >= 0, got -5"),
+    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["--val-per-class", "0"], "--val-per-class must be >= 1"),
+    (["--samples-per-class", "0"], "--samples-per-class must be >= 1"),
+    (["--pairs", ""], "--pairs is empty"),
+    (["--pairs", "4-0,4-0"], "pairs 4-0 are given more than once"),
+])
+def test_nonsense_settings_are_refused_naming_their_flag(tmp_path, capsys, flags, message):
+    assert main(["train", "--method", "l2t-ww", "--out", str(tmp_path / "r"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "r").exists()   # refused before anything was written
+
+
+def test_yaml_numbers_in_any_notation_and_bad_yaml_name_the_file(tmp_path, capsys):
+    from l2t.cli import config_from_args
+    import argparse
+    from l2t.cli import _add_config_flags
+    p = argparse.ArgumentParser()
+    _add_config_flags(p)
+    (tmp_path / "a.yaml").write_text("lr: 1e-3\nepochs: 5\nbeta: 1\n")
+    cfg = config_from_args(p.parse_args(["--config", str(tmp_path / "a.yaml")]))
+    assert cfg.lr == 0.001 and isinstance(cfg.lr, float) and cfg.epochs == 5 and cfg.beta == 1.0
+    (tmp_path / "b.yaml").write_text("epochs: ten\n")
+    (tmp_path / "c.yaml").write_text("lr: [1\n")
+    for name, message in (("b.yaml", "epochs in .*b.yaml must be an integer, got 'ten'"), ("c.yaml", "c.yaml is not valid YAML")):
+        assert main(["train", "--config", str(tmp_path / name), "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        assert __import__("re").search(message, err[0]), err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_one_clear_line(tmp_path, capsys):
+    assert main(["train", "--method", "scratch", "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
+    assert "sees no CUDA GPU; use --device cpu" in capsys.readouterr().err
+
+
+def test_the_summary_names_and_never_averages_stray_copies_garbage_or_empty_files(tmp_path, capsys):
+    folder = tmp_path / "figure5-quick"
+    folder.mkdir()
+    for seed, acc in ((0, 30.0), (1, 32.0)):
+        r = {"config": {"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": 0.01}, "test_acc": acc,
+             "collapsed": False, "device": "cpu"}
+        (folder / f"scratch-n10-s{seed}-lr0.01.json").write_text(json.dumps(r))
+    (folder / "scratch-n10-s0-lr0.01 (copy).json").write_text((folder / "scratch-n10-s0-lr0.01.json").read_text())
+    (folder / "scratch-n10-s2-lr0.01.json").write_text("{}")
+    (folder / "at-n10-s0-lr0.01.json").write_text("\x00garbage")
+    summary = R.summarize_figure5(folder, verbose=False)
+    assert summary["scratch"][10]["test_acc"] == [30.0, 32.0] and list(summary) == ["scratch"]
+    text = (folder / "summary.md").read_text()
+    assert "`scratch-n10-s0-lr0.01 (copy).json`: its config's run is scratch-n10-s0-lr0.01.json" in text
+    assert "`scratch-n10-s2-lr0.01.json`: not a run result" in text and "`at-n10-s0-lr0.01.json`: not readable JSON" in text
+    plan = R.figure5("quick", methods=["scratch"], samples=[10], out=folder, dry_run=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(plan) == 3 and "bad result file: not a run result" in next(l for l in lines if "s2" in l)
+    with pytest.raises(ValueError, match="--samples must be >= 1"):
+        R.figure5("quick", samples=[0], out=folder, dry_run=True)
+
+
+def test_a_result_made_with_other_settings_is_never_reused(tmp_path):
+    cfg = R.figure5_base("quick")
+    cfg = R.replace(cfg, method="scratch", samples_per_class=10, seed=0)
+    r = {"config": {**R.asdict(R.replace(cfg, beta=0.7)), "lookahead_unreached": "zero-grad"}, "test_acc": 30.0}
+    (tmp_path / f"{R.run_id(cfg)}.json").write_text(json.dumps(r))
+    with pytest.raises(ValueError, match=r"not this run's result: made with other settings \(beta=0\.7 there, 0\.5 here\)"):
+        R.run_once(cfg, tmp_path, tmp_path / "runs", "cpu")
+
+
+def test_provenance_is_recorded_when_a_run_starts_and_kept_through_a_resume(tmp_path, monkeypatch):
+    import l2t.train as T
+    monkeypatch.setattr(T, "git_commit", lambda: "first")
+    trainer = run(tmp_path, method="scratch", max_iters=1, epochs=2)
+    trainer.fit(progress=False)
+    monkeypatch.setattr(T, "git_commit", lambda: "second")
+    result = run(tmp_path, method="scratch", max_iters=2, epochs=2).fit(resume=True, progress=False)
+    assert result["git_commit"] == "first" and result["started"] and "git_dirty" in result
+
+
+def test_help_lists_every_method_by_its_paper_name(capsys):
+    from l2t.methods import METHODS
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert all(m in text for m in METHODS) and "--lookahead-unreached" in text and "(default: 0.1)" in text
