@@ -43,7 +43,7 @@ def figure5_fragment():
     parts = []
     if (FIG5 / "figure5.png").exists():
         parts.append("```{figure} /results/figure5-quick/figure5.png\n:name: fig-figure5-quick\n:width: 90%\n\n"
-                     "CPU-scale Figure 5: test accuracy against training images per class.\n```\n")
+                     "CPU-scale Figure 5, every method at lr 0.01: test accuracy against training images per class.\n```\n")
     if (FIG5 / "paired.png").exists():
         parts.append("```{figure} /results/figure5-quick/paired.png\n:name: fig-figure5-paired\n:width: 100%\n\n"
                      "The same runs seed by seed, with the ablation and the cheaper options: a seed's points are "

@@ -13,7 +13,8 @@ from .pairs import NAMES
 from .train import Config, NonFiniteLoss
 
 
-HELP = {   # one line per Config field; the default is appended
+HELP = {   # one line per Config field; the default is appended (methods are listed here, not as argparse choices,
+# so that a wrong one is l2t's one-line error rather than argparse's usage block)
     "method": "method by its paper name: " + ", ".join(METHODS),
     "dataset": "target dataset: cifar10, cifar100, stl10, cub200, dog, mit67, stanford40, tinyimagenet",
     "target": "target network: vgg9 (32x32), resnet18 (224x224), or a CIFAR resnet20/32/44/56",
@@ -37,7 +38,7 @@ HELP = {   # one line per Config field; the default is appended
     "eval_test": "also score the test set at every validation", "max_iters": "stop after this many iterations (checks)",
     "workers": "DataLoader workers (224x224 datasets)", "out": "folder for metrics.jsonl, checkpoint.pt, result.json",
 }
-CHOICES = {"method": list(METHODS), "meta_order": ["exact", "first"], "lookahead_unreached": list(UNREACHED),
+CHOICES = {"meta_order": ["exact", "first"], "lookahead_unreached": list(UNREACHED),
            "split": ["auto", "paper", "none"]}
 
 

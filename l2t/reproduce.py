@@ -337,12 +337,12 @@ def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR):
     paired = paired_differences(summary)
     own = own_lr_summary(results, real)
     own_lines = _summary_table(own)[1] if own else []
-    head = [f"# Figure 5 at one learning rate: every method at lr {lr:g}", "",
+    head = [f"**Figure 5 at one learning rate: every method at lr {lr:g}.**", "",
             "Test accuracy (%) per seed (a seed fixes the training images and the initialisation; "
             "* = collapsed onto one class), mean ± sample std.", ""]
     text = head + lines + [""] + paired_table(paired)
     if own_lines:
-        text += ["", "## Secondary view: each method at its own learning rate",
+        text += ["", "**Secondary view: each method at its own learning rate.**",
                  "", "Each lr chosen once from {" + ", ".join(f"{v:g}" for v in LR_GRID) + "} on validation "
                  "accuracy at N = 10, seed 0 (lr_choice.json); a choice from 500 validation images is noisy (about "
                  "2 points of standard error), so differences here mix method and learning rate.", ""] + own_lines

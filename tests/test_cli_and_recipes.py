@@ -127,7 +127,7 @@ def cub200_standin(tmp_path, monkeypatch):
     monkeypatch.setenv("L2T_DATA", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     # the ImageNet source needs a download; a random ResNet34 stands in for it
-    monkeypatch.setattr(T, "build_source", lambda arch, path: build_model(arch, 1000).eval().requires_grad_(False))
+    monkeypatch.setattr(T, "build_source", lambda arch, path, sha256=None: build_model(arch, 1000).eval().requires_grad_(False))
 
 
 def test_224_setting_trains_from_imagefolder_with_paper_transforms(tmp_path, monkeypatch):
@@ -208,7 +208,9 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     result("scratch", 10, 0, 0.01, 30.0)
     result("scratch", 10, 1, 0.01, 32.0, device="NVIDIA H200")   # same protocol on a GPU: marked
     result("scratch", 10, 2, 0.01, 13.0, collapsed=True)    # collapsed at the chosen lr: kept, flagged
-    result("l2t-ww", 10, 0, 0.1, 35.0)                      # its lr grid has not finished
+    r = {"config": {"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": 0.1}, "test_acc": 35.0,
+         "collapsed": False, "device": "cpu (x86_64, 2 threads)", "wall_time_s": 1800.0}
+    (folder / "l2t-ww-n10-s0-lr0.1-kept.json").write_text(json.dumps(r))   # an old run; its lr grid has not finished
     (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}}))
     summary = R.summarize_figure5(folder, verbose=False)
     s = summary["scratch"][10]
@@ -231,7 +233,7 @@ def test_figure5_summary_leaves_out_runs_without_a_sample_count_and_says_so(tmp_
     for n, acc in ((10, 30.0), (None, 60.0)):
         r = {"config": {"method": "scratch", "samples_per_class": n, "seed": 0, "lr": 0.01}, "test_acc": acc,
              "collapsed": False, "device": "cpu"}
-        (tmp_path / f"scratch-{n}.json").write_text(json.dumps(r))
+        (tmp_path / f"scratch-{'n10' if n else 'cifar10'}-s0-lr0.01.json").write_text(json.dumps(r))
     summary = R.summarize_figure5(tmp_path, verbose=False)
     assert summary == {"scratch": {10: summary["scratch"][10]}} and summary["scratch"][10]["test_acc"] == [30.0]
     assert "Left out: 1 run(s) on the whole training set" in (tmp_path / "summary.md").read_text()
@@ -401,7 +403,8 @@ def test_two_processes_planning_the_same_run_train_it_once(tmp_path, monkeypatch
         with open(tmp_path / "fits", "a") as f:
             f.write("fit\n")
         time.sleep(1.0)
-        return {"best_val_acc": 40.0}
+        return {"config": R.asdict(R.Config(method="scratch", samples_per_class=10)), "test_acc": 40.0,
+                "best_val_acc": 40.0}
     monkeypatch.setattr(R.Trainer, "__init__", lambda self, cfg: None)
     monkeypatch.setattr(R.Trainer, "fit", fit)
     ctx = multiprocessing.get_context("fork")
@@ -420,7 +423,8 @@ def test_dry_run_says_which_runs_are_done_which_resume_and_which_remain(tmp_path
     monkeypatch.chdir(tmp_path)   # checkpoints live in runs/<results folder name>/<run>
     folder = tmp_path / "results" / "figure5-quick"
     folder.mkdir(parents=True)
-    (folder / "scratch-n10-s0-lr0.01.json").write_text("{}")
+    done = R.replace(R.figure5_base("quick"), method="scratch", samples_per_class=10, seed=0)
+    (folder / "scratch-n10-s0-lr0.01.json").write_text(json.dumps({"config": R.asdict(done), "test_acc": 30.0}))
     ckpt = tmp_path / "runs" / "figure5-quick" / "scratch-n10-s1-lr0.01"
     ckpt.mkdir(parents=True)
     torch.save({"epoch": 40, "model": {"w": torch.zeros(3)}}, ckpt / "checkpoint.pt")

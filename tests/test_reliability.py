@@ -158,3 +158,13 @@ def test_help_lists_every_method_by_its_paper_name(capsys):
         main(["train", "--help"])
     text = capsys.readouterr().out
     assert all(m in text for m in METHODS) and "--lookahead-unreached" in text and "(default: 0.1)" in text
+
+
+def test_dry_run_over_a_truncated_checkpoint_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "runs" / "figure5-quick" / "scratch-n10-s0-lr0.01"
+    ckpt.mkdir(parents=True)
+    (ckpt / "checkpoint.pt").write_bytes(b"PK\x03\x04 cut off")
+    R.figure5("quick", methods=["scratch"], samples=[10], seeds=[0], out=tmp_path / "results" / "figure5-quick",
+              dry_run=True)
+    assert "unreadable checkpoint (truncated?)" in capsys.readouterr().out

@@ -210,19 +210,20 @@ def test_result_scores_the_best_validation_weights_not_the_last(tmp_path, monkey
     assert result["test_acc"] == accuracy(trainer, trainer.data["test"], state=states[1])
 
 
-def test_a_checkpoint_resumes_only_its_own_run_and_starting_over_removes_it(tmp_path, monkeypatch):
+def test_a_checkpoint_resumes_only_its_own_run_and_starting_over_moves_it_aside(tmp_path, monkeypatch):
     run(tmp_path, method="scratch", epochs=2).fit(progress=False)
     ckpt = tmp_path / "run" / "checkpoint.pt"
-    with pytest.raises(ValueError, match="checkpoint of another run: epochs=2 there, epochs=3 here"):
+    with pytest.raises(ValueError, match="holds another run \\(epochs=2 there, 3 here\\)"):
         run(tmp_path, method="scratch", epochs=3).fit(resume=True, progress=False)   # not T_max=2 in 3 epochs
     run(tmp_path, method="scratch", epochs=2, device="cpu", workers=0).fit(resume=True, progress=False)   # how, not what
 
     def killed(self, *a, **k):
         raise KeyboardInterrupt("killed before the first save")
     monkeypatch.setattr(Trainer, "_train_epoch", killed)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path, method="scratch", epochs=3).fit(progress=False)   # a new run in the same folder
+    with pytest.raises(KeyboardInterrupt):   # a new run in the same folder, the old one moved aside
+        run(tmp_path, method="scratch", epochs=3).fit(progress=False, overwrite=True)
     assert not ckpt.exists()   # so a later --resume cannot continue the old run's weights
+    assert len(list((tmp_path / "run").glob("replaced-*/checkpoint.pt"))) == 1
 
 
 def test_a_slow_run_checkpoints_by_time_between_its_checkpoint_epochs(tmp_path, monkeypatch):
@@ -243,6 +244,19 @@ def test_same_seed_gives_the_same_metrics_file(tmp_path):
     assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
 
 
+def test_nonfinite_loss_without_a_checkpoint_says_there_is_none(tmp_path, monkeypatch):
+    trainer = run(tmp_path, method="scratch", epochs=2, ckpt_every=5)
+    step = Trainer.step
+
+    def diverging(self, x, y):
+        self.optimizer.param_groups[0]["lr"] = 1e30
+        return step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "step", diverging)
+    with pytest.raises(NonFiniteLoss, match="no checkpoint was saved before it"):
+        trainer.fit(progress=False)
+
+
 def test_nonfinite_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     trainer = run(tmp_path, method="fm-one-to-one", epochs=4)
     step = Trainer.step
@@ -253,7 +267,7 @@ def test_nonfinite_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_
         return step(self, x, y)
 
     monkeypatch.setattr(Trainer, "step", diverging_from_epoch_two)
-    with pytest.raises(NonFiniteLoss, match=r"at epoch 2, step \d+"):
+    with pytest.raises(NonFiniteLoss, match=r"at epoch 2, step \d+; the last good checkpoint \(epoch 2\) is kept"):
         trainer.fit(progress=False)
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 2
@@ -271,7 +285,7 @@ def test_bad_method_and_device_are_clear_errors(tmp_path):
     # and 0 images per class is not silently the whole training set
     with pytest.raises(ValueError, match="split must be one of auto, paper, none, got 'papr'"):
         Trainer(Config(method="scratch", dataset="stl10", split="papr", device="cpu"))
-    with pytest.raises(ValueError, match="samples per class must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="samples-per-class must be >= 1 images per class, got 0"):
         Trainer(Config(method="scratch", samples_per_class=0, device="cpu"))
     # counts: each of these used to divide by zero after training, or (max_iters=0, epochs=0) to write an
     # untrained model's result under a real run's name
