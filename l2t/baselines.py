@@ -20,7 +20,13 @@ def at_loss(source_features, target_features, pairs, beta=1e3):
 
 
 def lwf_loss(old_logits_target, source_logits, temperature=2.0):
-    """LwF (Li & Hoiem, 2017): the target's source-task head matches the source's softened outputs."""
+    """LwF (Li & Hoiem, 2017): the target's source-task head matches the source's softened outputs.
+
+    KL(q || p) at temperature 2, times T^2 (so its gradient keeps the scale of a cross-entropy), added with
+    weight ``lwf_weight`` = 1. The head is a linear layer on the target's last pooled feature map (the map
+    before VGG9's last max-pool); the authors' ``lwf_lyr`` reads the classifier's input instead. Both are
+    one linear layer on the target's top features; the scale and the input differ from theirs.
+    """
     log_p = F.log_softmax(old_logits_target / temperature, dim=1)
     q = F.softmax(source_logits / temperature, dim=1)
     return F.kl_div(log_p, q, reduction="batchmean") * temperature ** 2

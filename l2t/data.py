@@ -164,7 +164,7 @@ def decode(dataset, indices, size=32):
     for i in indices:
         img, y = dataset[i]
         if img.size != (size, size):
-            img = img.resize((size, size), resample=3)  # bicubic, e.g. STL-10 96 -> 32
+            img = img.resize((size, size), resample=2)  # bilinear, e.g. STL-10 96 -> 32, as the authors' Resize(32)
         images.append(torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()))
         labels.append(int(y))
     return torch.stack(images).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels)
@@ -174,7 +174,7 @@ def decode_cached(dataset, indices, name, size=32):
     """``decode`` with the result kept in ``$L2T_CACHE`` (default ``~/.cache/l2t/decoded``) for the next run."""
     indices = list(indices)
     root = getattr(dataset, "root", "")
-    key = hashlib.sha256(f"{root}|{size}|{indices}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{root}|{size}|bilinear|{indices}".encode()).hexdigest()[:16]   # resize changed: new key
     cache = Path(os.environ.get("L2T_CACHE") or Path.home() / ".cache" / "l2t") / "decoded" / f"{name}-{key}.pt"
     if cache.exists():
         images, labels = torch.load(cache, weights_only=True)

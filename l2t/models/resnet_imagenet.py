@@ -1,7 +1,9 @@
 """torchvision ResNet18/34 at 224x224, returning ``(logits, features)``.
 
 Features: the stem (after max-pool, 64 channels @56) and the output of each of the 4 stages
-(64@56, 128@28, 256@14, 512@7), in that order — 5 maps, as in the paper's code.
+(64@56, 128@28, 256@14, 512@7), in that order — 5 maps. The authors' code takes its map 0 before the
+max-pool (64@112); here it is after it. No ready-made pair set uses map 0 (they match maps 1-4), so the
+paper's recipes are the same either way; only a hand-written ``--pairs`` with index 0 differs.
 The torchvision module is used as is (composition, not a copy of its code).
 """
 import torch
