@@ -277,7 +277,7 @@ def result_problem(path, cfg=None):
         return f"its config's run is {own}.json: a copy or a renamed file"
     if cfg is not None:
         from .train import _differences
-        planned = {k: v for k, v in asdict(cfg).items()}
+        planned = asdict(cfg)
         stored = {**asdict(config_from_dict({k: v for k, v in r["config"].items() if k in planned})),
                   **{k: v for k, v in r["config"].items() if k in planned}}
         if not method(cfg.method)["what"]:   # the meta-gradient's settings do not touch a run without one
@@ -485,7 +485,8 @@ def _figure5_figures(summary, own, out, lr):
     else:
         (out / "lead_split.png").unlink(missing_ok=True)   # never leave a stale split behind
     if own:
-        lines = {m: v for m, v in own.items() if m.split(" [")[0] in FIG5_METHODS + [m + "-kept" for m in FIG5_METHODS]}
+        paper = set(FIG5_METHODS) | {name + "-kept" for name in FIG5_METHODS}   # the paper's lines, either rule
+        lines = {m: v for m, v in own.items() if m.split(" [")[0] in paper}
         figures.append(("figure5-own-lr.png", figure5_plot(lines or own, title="Secondary view: each method at its "
                                                            "own lr, chosen on validation (CPU-scale)")))
     for name, fig in figures:
