@@ -91,10 +91,10 @@ def run_once(cfg, results, runs, device, cuda_graph=False):
 
 def _existing(path, cfg):
     """The finished result at ``path`` for the planned ``cfg``; a bad or foreign file is one clear error."""
-    why = result_problem(path, cfg)
+    r, why = _read_result(path, cfg)
     if why:
         raise ValueError(f"{path} exists but is not this run's result: {why}. Move it away and run again")
-    return json.loads(Path(path).read_text())
+    return r
 
 
 def figure5_base(scale):
@@ -263,18 +263,23 @@ SUMMARY_FILES = ("lr_choice.json", "summary.json", "summary-own-lr.json", "paire
 def result_problem(path, cfg=None):
     """Why the result file ``path`` must not be counted ('' if it may): unreadable, not a result, a stray copy
     (its name is not its own config's run name), or, given the planned ``cfg``, a run of other settings."""
+    return _read_result(path, cfg)[1]
+
+
+def _read_result(path, cfg=None):
+    """``(result dict or None, why it must not be counted or '')`` of one result file (``result_problem``)."""
     try:
         r = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return f"not readable JSON ({type(e).__name__})"
+        return None, f"not readable JSON ({type(e).__name__})"
     if not isinstance(r, dict) or not isinstance(r.get("config"), dict) or not isinstance(r.get("test_acc"), (int, float)):
-        return "not a run result (no config or test_acc)"
+        return None, "not a run result (no config or test_acc)"
     try:
         own = run_id(config_from_dict(r["config"]))
     except (TypeError, ValueError, KeyError) as e:
-        return f"its config is not a valid run config ({e})"
+        return None, f"its config is not a valid run config ({e})"
     if Path(path).stem != own:
-        return f"its config's run is {own}.json: a copy or a renamed file"
+        return None, f"its config's run is {own}.json: a copy or a renamed file"
     if cfg is not None:
         from .train import _differences
         planned = asdict(cfg)
@@ -285,8 +290,8 @@ def result_problem(path, cfg=None):
                 stored[k] = planned[k]
         changed = _differences(stored, planned)
         if changed:
-            return f"made with other settings ({changed})"
-    return ""
+            return None, f"made with other settings ({changed})"
+    return r, ""
 
 
 def load_results(results, skipped=None):
@@ -295,12 +300,12 @@ def load_results(results, skipped=None):
     for p in sorted(Path(results).glob("*.json")):
         if p.name in SUMMARY_FILES:
             continue
-        why = result_problem(p)
+        r, why = _read_result(p)
         if why:
             if skipped is not None:
                 skipped.append((p.name, why))
             continue
-        out.append(json.loads(p.read_text()))
+        out.append(r)
     return out
 
 
@@ -336,7 +341,7 @@ def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR):
     summary, lines = _summary_table(table)
     paired = paired_differences(summary)
     own = own_lr_summary(results, real)
-    own_lines = _summary_table(own)[1] if own else []
+    own_summary, own_lines = _summary_table(own) if own else ({}, [])
     head = [f"**Figure 5 at one learning rate: every method at lr {lr:g}.**", "",
             "Test accuracy (%) per seed (a seed fixes the training images and the initialisation; "
             "* = collapsed onto one class), mean ± sample std.", ""]
@@ -367,10 +372,10 @@ def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR):
         text += ["", "Training time of every run in this folder (lr grid included): " +
                  ", ".join(f"{h:.2f} {k}-hours" for k, h in sorted(hours.items())) + "."]
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (out / "summary-own-lr.json").write_text(json.dumps(own_lr_json(own), indent=1))
+    (out / "summary-own-lr.json").write_text(json.dumps(own_summary, indent=1))
     (out / "paired.json").write_text(json.dumps(paired, indent=1))
     (out / "summary.md").write_text("\n".join(text) + "\n")
-    _figure5_figures(summary, own_lr_json(own), out, lr)
+    _figure5_figures(summary, own_summary, out, lr)
     if verbose:
         print("\n".join(text))
     return summary
