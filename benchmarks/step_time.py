@@ -81,6 +81,9 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--out")
+    p.add_argument("--label", default="", help="a name for the code version in the JSON (e.g. before, after)")
+    p.add_argument("--only", choices=["exact-T2"], help="time only scratch and exact l2t-ww at T = 2 (the speed "
+                   "targets' ratio), e.g. before and after a change")
     p.add_argument("--one", nargs=6, metavar=("METHOD", "T", "ORDER", "EVERY", "BF16", "GRAPH"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -91,6 +94,8 @@ def main():
     import torch
     rows = []
     configs = CONFIGS + (GPU_ONLY if args.device.startswith("cuda") else [])
+    if args.only:
+        configs = [c for c in configs if c[0] == "scratch" or c[:4] == ("l2t-ww", 2, "exact", 1)]
     for method, T, order, every, bf16, graph in configs:
         cmd = [sys.executable, __file__, "--one", method, str(T), order, str(every), str(bf16), str(graph),
                "--device", args.device,
@@ -107,7 +112,7 @@ def main():
               + (f"  cuda {r['cuda_max_allocated_mib']:.0f} MiB" if "cuda_max_allocated_mib" in r else ""))
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
         f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    report = {"date": time.strftime("%Y-%m-%d"), "device": device, "machine": platform.platform(),
+    report = {"label": args.label, "date": time.strftime("%Y-%m-%d"), "device": device, "machine": platform.platform(),
               "torch": torch.__version__, "batch": args.batch, "iters": args.iters, "warmup": args.warmup,
               "rows": rows}
     out = Path(args.out or f"benchmarks/results/step_time-{args.device.split(':')[0]}.json")

@@ -25,8 +25,8 @@ weight decay included. Nothing is copied or replayed.
 
 The lookahead is then discarded: training continues from theta_0 with the momentum buffers as they were
 at theta_0 (what the paper's code does with ``rollback=True``). The lookahead's forward passes run the
-target in train mode (batch statistics) on *clones* of the BatchNorm running statistics, so the real
-running statistics are never touched by the lookahead.
+target in train mode (batch statistics) through ``batch_norm_train``, which neither reads nor moves the
+running statistics: the real ones are never touched by the lookahead.
 """
 from contextlib import contextmanager
 from functools import partial
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .matching import wfm_loss
+from .matching import wfm_coefficients
 
 
 def batch_norm_train(bn, x):
@@ -46,14 +46,16 @@ def batch_norm_train(bn, x):
     the native kernel's, and the lookahead differentiates twice through every BatchNorm.
     """
     var, mean = torch.var_mean(x, (0, 2, 3), correction=0, keepdim=True)
-    scale = torch.rsqrt(var + bn.eps) * bn.weight.view(1, -1, 1, 1)
-    return x * scale + (bn.bias.view(1, -1, 1, 1) - mean * scale)
+    scale = torch.rsqrt(var + bn.eps)
+    scale = scale if bn.weight is None else scale * bn.weight.view(1, -1, 1, 1)
+    shift = -mean * scale if bn.bias is None else bn.bias.view(1, -1, 1, 1) - mean * scale
+    return x * scale + shift
 
 
 @contextmanager
 def lookahead_batch_norm(model):
     """Within the block, the model's BatchNorm2d layers use ``batch_norm_train`` (statistics untouched)."""
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.affine]
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for bn in bns:
         bn.forward = partial(batch_norm_train, bn)
     try:
@@ -72,25 +74,32 @@ def sgd_step(params, grads, bufs, lr, momentum, weight_decay, unreached="zero-gr
     d = g + wd * p;  buf = momentum * buf + d (buf = d at the first step);  p = p - lr * buf.
     A key of ``params`` without a gradient (missing or None) is moved with g = 0 (``unreached="zero-grad"``,
     the authors' rule) or left as it is with its buffer (``"kept"``, PyTorch 2's rule for ``.grad is None``).
-    Each line is one fused ``torch.add(..., alpha=...)``: fewer passes over the parameters, same values.
+    Each line is one ``torch._foreach_*`` call over all parameters: fewer operations, same values.
     """
     if unreached not in UNREACHED:
         raise ValueError(f"unreached must be one of {', '.join(UNREACHED)}, got {unreached!r}")
-    new_params, new_bufs = dict(params), dict(bufs)
-    for k, p in params.items():
-        g = grads.get(k)
-        if g is None and unreached == "kept":
-            continue
-        if g is None:   # a zero gradient: only weight decay feeds the step
-            d = p * weight_decay
-        else:
-            d = torch.add(g, p, alpha=weight_decay) if weight_decay else g
-        if momentum:
-            d = d if bufs.get(k) is None else torch.add(d, bufs[k], alpha=momentum)
-            new_bufs[k] = d
-        new_params[k] = (torch.add(params[k], d, alpha=-lr) if not torch.is_tensor(lr)
-                         else torch.addcmul(params[k], d, lr, value=-1))   # a tensor lr: no host value in a CUDA graph
-    return new_params, new_bufs
+    reached = [k for k in params if grads.get(k) is not None]
+    zero = [k for k in params if grads.get(k) is None] if unreached == "zero-grad" else []
+    d = dict(zip(reached, _each(torch._foreach_add, [grads[k] for k in reached], [params[k] for k in reached],
+                                alpha=weight_decay) if weight_decay else [grads[k] for k in reached]))
+    d.update(zip(zero, _each(torch._foreach_mul, [params[k] for k in zero], weight_decay)))   # g = 0: wd only
+    new_bufs = dict(bufs)
+    if momentum:
+        carried = [k for k in d if bufs.get(k) is not None]
+        d.update(zip(carried, _each(torch._foreach_add, [d[k] for k in carried], [bufs[k] for k in carried],
+                                    alpha=momentum)))
+        new_bufs.update(d)
+    keys, steps = list(d), list(d.values())
+    if torch.is_tensor(lr):   # a tensor lr: no host value in a CUDA graph
+        moved = _each(torch._foreach_sub, [params[k] for k in keys], _each(torch._foreach_mul, steps, lr))
+    else:
+        moved = _each(torch._foreach_add, [params[k] for k in keys], steps, alpha=-lr)
+    return {**params, **dict(zip(keys, moved))}, new_bufs
+
+
+def _each(op, tensors, *args, **kwargs):
+    """``op`` of a ``torch._foreach_*`` family on a list of tensors; an empty list gives an empty list."""
+    return list(op(tensors, *args, **kwargs)) if tensors else []
 
 
 def optimizer_state(optimizer, named):
@@ -99,37 +108,37 @@ def optimizer_state(optimizer, named):
     bufs = {}
     for name, p in named.items():
         buf = optimizer.state.get(p, {}).get("momentum_buffer")
-        bufs[name] = None if buf is None else buf.detach()
+        bufs[name] = buf   # a plain tensor: momentum buffers are never part of a graph
     return group["lr"], group["momentum"], group["weight_decay"], bufs
 
 
 def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, optimizer, beta, T=2,
-                  order="exact", lr=None, unreached="zero-grad"):
+                  order="exact", lr=None, unreached="zero-grad", sources=None):
     """grad_phi L_org(theta_{T+1}) (Alg. 1 lines 5-8) and the lookahead's final CE, as ``(loss, theta_{T+1})``.
 
     ``what_w``/``where_l`` are the meta-networks' outputs on this batch (lists per pair, still attached to
-    phi; ``where_l=None`` for fixed lambda = 1). The caller runs ``loss.backward()`` to put grad_phi on phi.
+    phi; ``where_l=None`` for fixed lambda = 1). The caller takes grad_phi with ``torch.autograd.grad(loss,
+    phi)``: theta_0 is the model's parameters themselves, so ``loss.backward()`` would also fill their ``.grad``.
 
     ``order="first"`` is a cheaper approximation, never the default: every gradient in the lookahead is
     taken at a detached copy of theta_t, so the Hessian terms d(grad)/d(theta) are dropped while the
     direct dependence of each matching gradient on phi (through w and lambda) is kept.
     ``lr`` overrides the optimizer's current learning rate (a 0-dim tensor when replayed as a CUDA graph).
     ``unreached``: the rule for parameters a step's loss does not reach (module docstring).
+    ``sources``: ``regressors.stacked_sources`` of this batch, if the caller has them already.
     """
     named_model = dict(model.named_parameters())
     named_reg = {"r." + k: v for k, v in regressors.named_parameters()}
     group_lr, momentum, wd, bufs = optimizer_state(optimizer, {**named_model, **named_reg})
     lr = group_lr if lr is None else lr
-    theta = {k: v.detach().requires_grad_() for k, v in {**named_model, **named_reg}.items()}
-    buffers = dict(model.named_buffers())
+    theta = {**named_model, **named_reg}   # theta_0: the parameters themselves (grad_phi never reaches them)
     model_keys = list(named_model)
     reg_prefix = len("r.")
+    # phi does not change within the lookahead: Eq. 3's factors beta/B * lambda * w are computed once
+    coefficients = wfm_coefficients(regressors, what_w, where_l, beta, len(x))
 
-    def forward(params):
-        # clones: the lookahead must not move any running statistics of the real model
-        state = {k: params[k] for k in model_keys}
-        state.update({k: b.clone() for k, b in buffers.items()})
-        return functional_call(model, state, (x,))
+    def forward(params):   # batch_norm_train: running statistics are neither read nor moved
+        return functional_call(model, {k: params[k] for k in model_keys}, (x,))
 
     if order not in ("exact", "first"):
         raise ValueError(f"meta-gradient order must be 'exact' or 'first', got {order!r}")
@@ -140,9 +149,10 @@ def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, opt
         for _ in range(T):                                                   # line 5: T steps on L_wfm
             point = at(theta)
             _, target_features = forward(point)
+            if sources is None:   # the source maps, resized to the target's map sizes once for all T steps
+                sources = regressors.stacked_sources(source_features, [f.shape[-2:] for f in target_features])
             reg = {k[reg_prefix:]: v for k, v in point.items() if k.startswith("r.")}
-            errors = functional_call(regressors, reg, (source_features, target_features))
-            loss = wfm_loss(errors, what_w, where_l, beta)
+            loss = (coefficients * regressors.stacked(sources, target_features, reg)).sum()   # Eq. 3
             keys = list(theta)
             grads = torch.autograd.grad(loss, [point[k] for k in keys], create_graph=True, allow_unused=True)
             theta, bufs = sgd_step(theta, dict(zip(keys, grads)), bufs, lr, momentum, wd, unreached)

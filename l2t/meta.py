@@ -4,8 +4,11 @@ Both read the average-pooled source map S^m(x) (paper, Section 3.1):
     w^{m,n}      = softmax(f_phi^{m,n}(pool(S^m(x))))      what: Linear(C_m, C_m), zero-initialised -> uniform
     lambda^{m,n} = ReLU6(g_phi^{m,n}(pool(S^m(x))))        where: Linear(C_m, 1), weight 0, bias 1.0 -> 1
 (The authors' code initialises g's weight randomly; we zero it so that every pair starts at exactly 1.)
+Pairs that share a source map read the same input, so their networks run as one matrix product
+(``by_source``); the numbers are those of one Linear per pair.
 """
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .matching import pooled
@@ -24,7 +27,7 @@ class What(nn.Module):
 
     def forward(self, source_features):
         """List of [B, C_m] weights, each row summing to 1."""
-        return [torch.softmax(net(pooled(source_features[m])), dim=1) for net, (m, _) in zip(self.nets, self.pairs)]
+        return by_source(self.nets, self.pairs, source_features, lambda z: torch.softmax(z, dim=-1))
 
 
 class Where(nn.Module):
@@ -40,5 +43,19 @@ class Where(nn.Module):
 
     def forward(self, source_features):
         """List of [B] amounts in [0, 6]."""
-        return [nn.functional.relu6(net(pooled(source_features[m]))).squeeze(1)
-                for net, (m, _) in zip(self.nets, self.pairs)]
+        return by_source(self.nets, self.pairs, source_features, lambda z: F.relu6(z).squeeze(-1))
+
+
+def by_source(nets, pairs, source_features, activation):
+    """``activation(nets[k](pool(S^m)))`` for every pair k = (m, n), one matrix product per source map m."""
+    out = [None] * len(pairs)
+    groups = {}
+    for k, (m, _) in enumerate(pairs):
+        groups.setdefault(m, []).append(k)
+    for m, ks in groups.items():
+        weight = torch.cat([nets[k].weight for k in ks])
+        bias = torch.cat([nets[k].bias for k in ks])
+        z = F.linear(pooled(source_features[m]), weight, bias)
+        for k, v in zip(ks, activation(z.view(len(z), len(ks), -1)).unbind(1)):
+            out[k] = v
+    return out

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from . import data as D
 from .baselines import at_loss, lwf_loss
 from .lookahead import UNREACHED, meta_gradient
-from .matching import Regressors, pooled, wfm_loss
+from .matching import Regressors, pooled, wfm_coefficients
 from .meta import What, Where
 from .methods import method
 from .models import build_model, image_size, load_source
@@ -242,7 +242,8 @@ class Trainer:
         if self.m["lwf"]:
             self.lwf_head = nn.Linear(tgt_ch[-1], self.sources[0].fc.out_features).to(self.device)
             params += list(self.lwf_head.parameters())
-        self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                         fused=True)   # one call per update over all tensors, not one per tensor
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs)
         if self.m["what"]:
             self.what = What(self.pairs, src_ch).to(self.device)
@@ -250,7 +251,8 @@ class Trainer:
             if self.m["where"]:
                 self.where = Where(self.pairs, src_ch).to(self.device)
                 meta += list(self.where.parameters())
-            self.meta_optimizer = torch.optim.Adam(meta, lr=cfg.meta_lr, weight_decay=cfg.meta_weight_decay)
+            self.meta_optimizer = torch.optim.Adam(meta, lr=cfg.meta_lr, weight_decay=cfg.meta_weight_decay,
+                                                   fused=True)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.train_loader = D.loader(self.data["train"], cfg.batch_size, True, self.generator, self.device,
                                      cfg.workers)
@@ -303,7 +305,8 @@ class Trainer:
     def line4(self, x, y):
         """Alg. 1 line 4 up to the gradients of L_total (the caller steps the optimizer).
 
-        Returns ``(loss, correct, lambda, source_features, what_w, where_l)``; the last three feed ``meta``.
+        Returns ``(loss, correct, lambda, source_features, what_w, where_l, sources)``; the last four feed
+        ``meta`` (``sources``: the source maps resized for the regressors, once per batch).
         """
         cfg, m = self.cfg, self.m
         s_logits, s_feats = None, []
@@ -318,14 +321,17 @@ class Trainer:
                     s_logits = logits if s_logits is None else s_logits
                     s_feats += feats
         what_w = self.what(s_feats) if self.what is not None else None
+        sources = None
         where_l = self.where(s_feats) if self.where is not None else None
         with amp:
             logits, t_feats = self.model(x)
             loss = F.cross_entropy(logits.float() if cfg.bf16 else logits, y)
             if m["fm"]:
-                errors = self.regressors(s_feats, t_feats)
+                sources = self.regressors.stacked_sources(s_feats, [f.shape[-2:] for f in t_feats])
                 detached = lambda ws: None if ws is None else [w.detach() for w in ws]
-                loss = loss + wfm_loss(errors, detached(what_w), detached(where_l), cfg.beta)
+                coefficients = wfm_coefficients(self.regressors, detached(what_w), detached(where_l), cfg.beta,
+                                                len(x))
+                loss = loss + (coefficients * self.regressors.stacked(sources, t_feats)).sum()   # Eq. 3
             if m["at"]:
                 loss = loss + at_loss(s_feats, t_feats, self.pairs, cfg.at_beta)
             if m["lwf"]:
@@ -333,15 +339,15 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         lam = torch.stack([l.detach().mean() for l in where_l]) if where_l is not None else None
-        return loss.detach(), (logits.argmax(1) == y).sum(), lam, s_feats, what_w, where_l
+        return loss.detach(), (logits.argmax(1) == y).sum(), lam, s_feats, what_w, where_l, sources
 
-    def meta(self, x, y, s_feats, what_w, where_l, lr=None):
+    def meta(self, x, y, s_feats, what_w, where_l, sources=None, lr=None):
         """Alg. 1 lines 5-8 up to grad_phi, which it puts on phi's ``.grad`` (the caller steps Adam)."""
         phi = [p for g in self.meta_optimizer.param_groups for p in g["params"]]
         with no_tf32():   # TF32 convolutions (cuDNN's default) swamp the meta-gradient with rounding noise
             outer, _ = meta_gradient(self.model, self.regressors, s_feats, x, y, what_w, where_l,
                                      self.optimizer, self.cfg.beta, self.cfg.T, self.cfg.meta_order, lr=lr,
-                                     unreached=self.cfg.lookahead_unreached)
+                                     unreached=self.cfg.lookahead_unreached, sources=sources)
             grads = torch.autograd.grad(outer, phi, allow_unused=True)
         for p, g in zip(phi, grads):
             p.grad = g
@@ -551,6 +557,9 @@ class Trainer:
         for name in ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer",
                      "scheduler"):
             obj = getattr(self, name)
+            if obj is not None and name.endswith("optimizer"):   # checkpoints from before fused optimizers
+                for group in state[name]["param_groups"]:
+                    group.update(fused=True, foreach=None)
             if obj is not None:
                 obj.load_state_dict(state[name])
         self.generator.set_state(state["generator"].cpu())
