@@ -50,9 +50,11 @@ def count(method, T, batch):
 
 
 def git_commit():
-    """The checkout's commit (with '+dirty' when it has uncommitted changes), for the result file."""
-    run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True).stdout.strip()
-    return run("rev-parse", "--short", "HEAD") + ("+dirty" if run("status", "--porcelain", "--", "l2t") else "")
+    """The commit of the checkout that the imported l2t comes from ('+dirty' with uncommitted changes to it)."""
+    import l2t
+    root = str(Path(l2t.__file__).parent)
+    run = lambda *a: subprocess.run(["git", "-C", root, *a], capture_output=True, text=True).stdout.strip()
+    return run("rev-parse", "--short", "HEAD") + ("+dirty" if run("status", "--porcelain", "--", ".") else "")
 
 
 def main():
