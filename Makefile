@@ -11,7 +11,7 @@ export L2T_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache
 export OMP_NUM_THREADS ?= 2
 NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: setup setup-book test unit-test nbval nbval-older-isa book check-book chromium mathjax demo bench clean
+.PHONY: setup setup-book lab test unit-test nbval nbval-older-isa book check-book chromium mathjax demo bench clean
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ setup-book: $(VENV)/.installed-book
 $(VENV)/.installed-book: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install -e '.[dev,book]'
 	touch $@
+
+# the notebooks in JupyterLab, with the project's environment as the kernel
+lab: setup
+	$(BIN)/pip install -e '.[dev,lab]'
+	$(BIN)/jupyter lab notebooks/
 
 # everything CI proves: unit tests, the notebooks reproduce their stored outputs, the book builds with
 # warnings as errors, and the rendered pages pass the headless-browser check
