@@ -26,9 +26,7 @@ class Regressors(nn.Module):
         self.pairs = list(pairs)
         self.convs = nn.ModuleList(nn.Conv2d(target_channels[n], source_channels[m], 1) for m, n in self.pairs)
         # the stacked form: pairs that read the same target map n run as one convolution
-        self.groups = {}
-        for k, (_, n) in enumerate(self.pairs):
-            self.groups.setdefault(n, []).append(k)
+        self.groups = pairs_by(self.pairs, side=1)
         self.order = [k for ks in self.groups.values() for k in ks]   # the pair of each block of columns
         channels = [source_channels[self.pairs[k][0]] for k in self.order]
         self.register_buffer("column_pair", torch.tensor([i for i, c in enumerate(channels) for _ in range(c)]),
@@ -63,6 +61,14 @@ class Regressors(nn.Module):
             t = F.conv2d(target_features[n], weight, bias)
             errors.append((t - sources[n]).pow(2).mean(dim=(2, 3)))
         return torch.cat(errors, 1)
+
+
+def pairs_by(pairs, side):
+    """Indices of the pairs grouped by their source map (``side=0``) or target map (``side=1``), in first-seen order."""
+    groups = {}
+    for k, pair in enumerate(pairs):
+        groups.setdefault(pair[side], []).append(k)
+    return groups
 
 
 def resized(source_map, size):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .matching import pooled
+from .matching import pairs_by, pooled
 
 
 class What(nn.Module):
@@ -49,10 +49,7 @@ class Where(nn.Module):
 def by_source(nets, pairs, source_features, activation):
     """``activation(nets[k](pool(S^m)))`` for every pair k = (m, n), one matrix product per source map m."""
     out = [None] * len(pairs)
-    groups = {}
-    for k, (m, _) in enumerate(pairs):
-        groups.setdefault(m, []).append(k)
-    for m, ks in groups.items():
+    for m, ks in pairs_by(pairs, side=0).items():
         weight = torch.cat([nets[k].weight for k in ks])
         bias = torch.cat([nets[k].bias for k in ks])
         z = F.linear(pooled(source_features[m]), weight, bias)

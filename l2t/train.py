@@ -321,8 +321,8 @@ class Trainer:
                     s_logits = logits if s_logits is None else s_logits
                     s_feats += feats
         what_w = self.what(s_feats) if self.what is not None else None
-        sources = None
         where_l = self.where(s_feats) if self.where is not None else None
+        sources = None
         with amp:
             logits, t_feats = self.model(x)
             loss = F.cross_entropy(logits.float() if cfg.bf16 else logits, y)
