@@ -2,7 +2,8 @@
 
 One exact L2T-ww iteration makes about 4,500 operator calls (``benchmarks/op_count.py``), each at least one
 small kernel, and on a fast GPU the launches, not the arithmetic, set the pace. A CUDA graph records the
-kernels of a piece of work once and replays them with one launch. Two graphs per iteration, with the optimizers' steps between them run as usual:
+kernels of a piece of work once and replays them with one launch. Two graphs per iteration, with the
+optimizers' steps between them run as usual:
 
     graph 1   Alg. 1 line 4: source pass, what/where, L_total and its gradient          (Trainer.line4)
     eager     SGD step on theta
