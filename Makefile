@@ -9,9 +9,11 @@ SHARED_DATA := $(abspath ../shared/data)
 export L2T_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/l2t)
 # the book and its check never need the network; keep the notebooks' BLAS deterministic and small
 export OMP_NUM_THREADS ?= 2
-NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
+# (the student notebooks are not run end to end: their exercises are blank; tests/test_student_notebooks.py
+# runs their graders with the solutions put back and on the blanks)
+NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider --ignore=notebooks/student
 
-.PHONY: setup setup-book lab test unit-test nbval nbval-older-isa book check-book chromium mathjax demo bench clean
+.PHONY: setup setup-book lab students test unit-test nbval nbval-older-isa book check-book chromium mathjax demo bench clean
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,10 @@ $(VENV)/.installed-book: $(VENV)/.installed pyproject.toml
 lab: setup
 	$(BIN)/pip install -e '.[dev,lab]'
 	$(BIN)/jupyter lab notebooks/
+
+# the student notebooks (notebooks/student/, exercises blanked) and every notebook's Colab link, regenerated
+students: setup-book
+	$(BIN)/python book/student_notebooks.py
 
 # everything CI proves: unit tests, the notebooks reproduce their stored outputs, the book builds with
 # warnings as errors, and the rendered pages pass the headless-browser check

@@ -8,7 +8,8 @@ opened in Debian's headless ``chromium`` through its WebDriver (``chromedriver``
   * one of its images is not displayed, does not decode, or is blank, or a notebook page shows fewer
     output figures than its notebook stores;
   * a notebook page lacks a Colab button to its own notebook in the repository of ``_config.yml``, or the
-    notebook's Colab install cell installs from another repository;
+    notebook itself does not open with its "Open in Colab" link to the same URL, or the notebook's Colab
+    install cell installs from another repository;
   * a page requests anything not served by the book itself (the book must work offline);
   * an internal link, image, script or stylesheet of any built page points at a missing file or anchor.
 A full-page screenshot of every chapter is saved for people to look at.
@@ -226,6 +227,8 @@ def check_pages(build, pages, config, shots, base):
                 want = colab_url(config, page)
                 if want not in colab:
                     problems.append(f"{rel}: no Colab button to {want} (found {colab})")
+                if source_nb.exists() and f"[Open in Colab]({want})" not in "".join(stored["cells"][0]["source"]):
+                    problems.append(f"{page}.ipynb: its first cell lacks the link [Open in Colab]({want})")
                 repo = yaml.safe_load(Path(config).read_text())["repository"]["url"].rstrip("/")
                 if source_nb.exists() and f"git+{repo}" not in source_nb.read_text():
                     problems.append(f"{page}.ipynb: its Colab install cell does not install from {repo}")

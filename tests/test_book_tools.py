@@ -20,9 +20,11 @@ def test_toc_lists_every_chapter_once():
     pages = _check_html().toc_pages(ROOT / "_toc.yml")
     assert pages[0] == "book/intro"
     assert len(pages) == len(set(pages))
-    notebooks = [p for p in pages if p.startswith("notebooks/")]
+    notebooks = [p for p in pages if p.startswith("notebooks/") and not p.startswith("notebooks/student/")]
     assert [p.split("/")[1][:2] for p in notebooks] == [f"{i:02d}" for i in range(1, 12)]
-    for page in ("book/paper", "book/results", "book/teaching", "book/references"):
+    students = sorted(p.removeprefix("notebooks/student/") + ".ipynb" for p in pages if p.startswith("notebooks/student/"))
+    assert students == sorted(p.name for p in (ROOT / "notebooks" / "student").glob("*.ipynb"))   # each one, once
+    for page in ("book/paper", "book/results", "book/teaching", "book/instructors", "book/references"):
         assert page in pages
 
 

@@ -1,0 +1,138 @@
+"""Student notebooks: generated from the instructor notebooks, up to date; every grader passes with the solution
+put back, fails on the blank template, and fails on a plausible wrong solution."""
+import contextlib
+import importlib.util
+import io
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("yaml")
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("student_notebooks", ROOT / "book" / "student_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+STUDENT = sorted((ROOT / "notebooks" / "student").glob("*.ipynb"))
+
+
+def exercises(nb):
+    """[(exercise cell, its grader cell)] in order; each exercise cell is followed by a grader cell."""
+    cells = nb.cells
+    pairs = []
+    for i, cell in enumerate(cells):
+        if "exercise" in GEN.tags(cell):
+            grader = next(c for c in cells[i + 1:] if c.cell_type == "code")
+            assert "grader" in GEN.tags(grader), f"the code cell after exercise cell {i} is not a grader"
+            pairs.append((cell, grader))
+    return pairs
+
+
+def grade(exercise_source, grader_source):
+    """Run an exercise cell and its grader in a fresh namespace: (the grader's verdict, what it printed)."""
+    namespace, out = {}, io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(exercise_source, "<exercise>", "exec"), namespace)
+        exec(compile(grader_source, "<grader>", "exec"), namespace)
+    assert isinstance(namespace.get("passed"), bool), "a grading cell must set `passed` to the verdict"
+    return namespace["passed"], out.getvalue()
+
+
+def all_exercises():
+    """(notebook name, index, student exercise source, solution source, grader source) for every exercise."""
+    found = []
+    for path in STUDENT:
+        student = exercises(nbformat.read(path, as_version=4))
+        instructor = exercises(nbformat.read(ROOT / "notebooks" / path.name, as_version=4))
+        assert len(student) == len(instructor) > 0
+        for k, ((s_ex, s_gr), (i_ex, i_gr)) in enumerate(zip(student, instructor)):
+            assert s_ex.id == i_ex.id and s_gr.source == i_gr.source
+            found.append((path.stem, k, s_ex.source, i_ex.source, s_gr.source))
+    return found
+
+
+EXERCISES = all_exercises()
+IDS = [f"{name}-{k}" for name, k, *_ in EXERCISES]
+
+
+def test_the_student_notebooks_equal_a_fresh_generation():
+    assert GEN.main(["--check"]) == 0
+    assert [p.name for p in STUDENT] == ["03_what_to_transfer.ipynb", "04_where_to_transfer.ipynb",
+                                         "05_meta_gradient.ipynb", "07_baselines.ipynb", "08_limited_data.ipynb"]
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_the_grader_passes_with_the_solution_put_back(exercise):
+    _, _, _, solution, grader = exercise
+    passed, printed = grade(solution, grader)
+    assert passed and printed.startswith("PASS") and "FAIL" not in printed, printed
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_the_grader_fails_on_the_blank_template(exercise):
+    _, _, blank, solution, grader = exercise
+    assert "# your code here" in blank and "SOLUTION" not in blank and blank != solution
+    passed, printed = grade(blank, grader)
+    assert not passed and "FAIL" in printed and "None" in printed, printed
+
+
+# one plausible mistake per exercise: (notebook, text of the solution, the mistaken text)
+MISTAKES = [
+    ("03_what_to_transfer", "pow(2).mean(dim=(2, 3))", "pow(2).sum(dim=(2, 3))"),          # sum, not mean, over HW
+    ("04_where_to_transfer", "F.relu6(", "F.relu("),                                          # no clamp at 6
+    ("05_meta_gradient", "create_graph=True", "create_graph=False"),                          # steps cut from phi
+    ("05_meta_gradient", "g = torch.zeros_like(q)", "continue"),                              # None grad skipped
+    ("07_baselines", "F.normalize(a.pow(2).mean(dim=1).flatten(1), dim=1)", "a.pow(2).mean(dim=1).flatten(1)"),
+    ("08_limited_data", "sorted(a.keys() & b.keys())", "a"),                                  # a's extra seed
+    ("08_limited_data", "[a[s] - b[s] for s in sorted(a.keys() & b.keys())]",
+     "[x - y for x, y in zip(a.values(), b.values())]"),                                     # paired by position
+    ("08_limited_data", "0.5 + level / 2", "level"),                                          # a one-sided quantile
+]
+
+
+@pytest.mark.parametrize("name, right, wrong", MISTAKES, ids=[f"{m[0]}:{m[2][:20]}" for m in MISTAKES])
+def test_the_grader_fails_on_a_plausible_mistake(name, right, wrong):
+    [(solution, grader)] = [(sol, gr) for n, _, _, sol, gr in EXERCISES if n == name and right in sol]
+    passed, printed = grade(solution.replace(right, wrong, 1), grader)
+    assert not passed and "FAIL" in printed, printed
+
+
+def test_template_keeps_signature_and_docstring_and_blanks_each_solution_block():
+    source = ('import torch\n\n\ndef f(x):\n    """Doc."""\n    # BEGIN SOLUTION\n    y = x + 1\n    return y\n'
+              '    # END SOLUTION\n\n\ndef g(x):\n    h = 2\n    # BEGIN SOLUTION\n    return h * x\n    # END SOLUTION\n')
+    assert GEN.template(source) == ('import torch\n\n\ndef f(x):\n    """Doc."""\n    ...  # your code here\n\n\n'
+                                    'def g(x):\n    h = 2\n    ...  # your code here\n')
+    with pytest.raises(ValueError, match="without"):
+        GEN.template("def f(x):\n    return x\n")
+    with pytest.raises(ValueError, match="unbalanced"):
+        GEN.template("def f(x):\n    # BEGIN SOLUTION\n    return x\n")
+
+
+def test_a_student_notebook_differs_from_its_instructor_notebook_only_where_it_should():
+    for path in STUDENT:
+        student = nbformat.read(path, as_version=4)
+        instructor = nbformat.read(ROOT / "notebooks" / path.name, as_version=4)
+        assert "(student version)" in student.cells[0].source.splitlines()[0]
+        assert f"notebooks/student/{path.name})" in student.cells[0].source          # its own Colab link
+        assert f"notebooks/{path.name})" in instructor.cells[0].source
+        kept = [c for c in student.cells[2:]]
+        assert len(kept) == len(instructor.cells) - 1
+        for s, i in zip(kept, instructor.cells[1:]):
+            if "exercise" in GEN.tags(i) or "grader" in GEN.tags(i):
+                assert s.outputs == [] and (s.source != i.source) == ("exercise" in GEN.tags(i))
+            else:
+                assert s == i
+
+
+def test_every_notebook_opens_with_its_colab_link():
+    for path in sorted((ROOT / "notebooks").glob("**/*.ipynb")):
+        first = nbformat.read(path, as_version=4).cells[0].source
+        page = path.relative_to(ROOT).with_suffix("").as_posix()
+        assert f"[Open in Colab]({GEN.colab_url(GEN.CONFIG, page)})" in first, path
