@@ -127,8 +127,12 @@ def test_a_student_notebook_differs_from_its_instructor_notebook_only_where_it_s
         for s, i in zip(kept, instructor.cells[1:]):
             if "exercise" in GEN.tags(i) or "grader" in GEN.tags(i):
                 assert s.outputs == [] and (s.source != i.source) == ("exercise" in GEN.tags(i))
+            elif s.cell_type == "markdown":
+                assert s.source == GEN.LINK.sub(r"](../\1)", i.source)   # relative links one folder up
             else:
                 assert s == i
+    assert GEN.LINK.sub(r"](../\1)", "[a](../book/x.md) [b](https://c) [c](#d) ![e](f.png)") == \
+        "[a](../../book/x.md) [b](https://c) [c](#d) ![e](../f.png)"
 
 
 def test_every_notebook_opens_with_its_colab_link():
