@@ -230,7 +230,7 @@ def check_pages(build, pages, config, shots, base):
                 if source_nb.exists() and f"[Open in Colab]({want})" not in "".join(stored["cells"][0]["source"]):
                     problems.append(f"{page}.ipynb: its first cell lacks the link [Open in Colab]({want})")
                 repo = yaml.safe_load(Path(config).read_text())["repository"]["url"].rstrip("/")
-                if source_nb.exists() and f"git+{repo}" not in source_nb.read_text():
+                if source_nb.exists() and f"git clone -q --depth 1 {repo} " not in source_nb.read_text():
                     problems.append(f"{page}.ipynb: its Colab install cell does not install from {repo}")
             resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
             outside = sorted({r for r in resources if not r.startswith((base, "data:", "blob:"))})
