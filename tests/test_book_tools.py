@@ -24,7 +24,7 @@ def test_toc_lists_every_chapter_once():
     assert [p.split("/")[1][:2] for p in notebooks] == [f"{i:02d}" for i in range(1, 12)]
     students = sorted(p.removeprefix("notebooks/student/") + ".ipynb" for p in pages if p.startswith("notebooks/student/"))
     assert students == sorted(p.name for p in (ROOT / "notebooks" / "student").glob("*.ipynb"))   # each one, once
-    for page in ("book/paper", "book/results", "book/teaching", "book/instructors", "book/references"):
+    for page in ("book/paper", "book/results", "book/teaching", "book/instructors", "book/references", "book/appendix"):
         assert page in pages
 
 

@@ -1,0 +1,56 @@
+"""The chapters speak to a student: no device names, lending, work history or benchmark paths in their prose
+or code comments (those belong in the appendix, book/appendix.md)."""
+import io
+import json
+import re
+import tokenize
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "notebooks").glob("**/*.ipynb")) + [ROOT / "book" / f for f in
+                                                              ("intro.md", "paper.md", "teaching.md")]
+FORBIDDEN = re.compile(
+    r"\b(H100|H200|A100|V100|EPYC|Xeon|AVX[-\w]*)\b"           # device names
+    r"|\b(lent|lend|lending)\b"                                  # lending
+    r"|\bsessions?\b|\bfor days\b|\bover days\b|\bthis project's\b|\b\d-core\b|\bdownloaded there\b"   # work history
+    r"|benchmarks/results",                                      # benchmark result paths
+    re.I)
+
+
+def comments(code):
+    """The comments of a code cell (IPython's ! and % lines are read as comments too)."""
+    code = "\n".join("#" + line if line.lstrip().startswith(("!", "%")) else line for line in code.splitlines())
+    try:
+        return [t.string for t in tokenize.generate_tokens(io.StringIO(code).readline) if t.type == tokenize.COMMENT]
+    except (tokenize.TokenError, SyntaxError):
+        return [line for line in code.splitlines() if "#" in line]
+
+
+def prose(path):
+    """(where, text) of every Markdown cell and code comment of a notebook, or the lines of a Markdown page."""
+    if path.suffix == ".md":
+        return [(f"line {i + 1}", line) for i, line in enumerate(path.read_text().splitlines())]
+    found = []
+    for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+        text = "".join(cell["source"])
+        found += [(f"cell {i}", text)] if cell["cell_type"] == "markdown" else [(f"cell {i}", c) for c in comments(text)]
+    return found
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_chapter_prose_is_for_students(path):
+    hits = [f"{where}: {m.group(0)!r} in {text.strip()[:80]!r}" for where, text in prose(path)
+            for m in [FORBIDDEN.search(text)] if m]
+    assert hits == [], "\n".join(hits)
+
+
+def test_the_check_finds_each_kind():
+    for text in ("on an H200", "lent to a few sessions", "it runs for days", "a shared 2-core machine",
+                 "see benchmarks/results/x.json", "AVX512 kernels"):
+        assert FORBIDDEN.search(text), text
+    for text in ("the paper's lr 0.1", "on a GPU", "the appendix", "a Colab GPU", "the batch's loss"):
+        assert not FORBIDDEN.search(text), text
+    assert comments("x = 1  # one comment\n!git clone url  # shell\ny = '# not a comment'") == \
+        ["# one comment", "#!git clone url  # shell"]
