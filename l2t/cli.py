@@ -133,7 +133,8 @@ def cmd_reproduce(args):
     reproduce(args.experiment, scale=args.scale, seeds=args.seeds, methods=args.methods, out=args.out,
               column=args.column, samples=args.samples, device=args.device, dry_run=args.dry_run,
               max_iters=args.max_iters, meta_order=args.meta_order, meta_every=args.meta_every,
-              cuda_graph=args.cuda_graph, lr_grid=args.lr_grid, unreached=args.lookahead_unreached)
+              cuda_graph=args.cuda_graph, lr_grid=args.lr_grid, unreached=args.lookahead_unreached,
+              keep_model=args.keep_model)
 
 
 def cmd_train_source(args):
@@ -187,6 +188,9 @@ def main(argv=None):
     p.add_argument("--lookahead-unreached", choices=["zero-grad", "kept"], default="zero-grad",
                    help="figure5: L2T runs' lookahead rule for parameters a step's loss does not reach "
                         "(default zero-grad, the authors'; kept: results suffixed -kept)")
+    p.add_argument("--keep-model", action="store_true",
+                   help="figure5: also keep each run's best-validation target network in float16 beside its result "
+                        "(<run>-model.pt, about 18 MB for VGG9; L2T runs always keep phi, <run>-phi.pt)")
     p.add_argument("--cuda-graph", action="store_true",
                    help="replay each iteration as CUDA graphs (same computation, fewer launches; GPU only)")
     p.set_defaults(func=cmd_reproduce)

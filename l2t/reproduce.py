@@ -67,10 +67,12 @@ def _source_name(spec):
     return arch if path in ("", "paper") else Path(path).name.split(".")[0]
 
 
-def run_once(cfg, results, runs, device, cuda_graph=False):
+def run_once(cfg, results, runs, device, cuda_graph=False, keep_model=False):
     """Run ``cfg`` unless its result exists; resumes its checkpoint; returns the result dict.
 
-    ``device`` and ``cuda_graph`` say how to run, not what: they are not part of the run's name.
+    ``device`` and ``cuda_graph`` say how to run, not what: they are not part of the run's name. Beside the
+    result ``<run>.json`` an L2T run also leaves its meta-networks, ``<run>-phi.pt``; ``keep_model`` also
+    keeps the best-validation target network in float16, ``<run>-model.pt``.
     """
     path = Path(results) / f"{run_id(cfg)}.json"
     if path.exists():
@@ -81,8 +83,13 @@ def run_once(cfg, results, runs, device, cuda_graph=False):
         if path.exists():   # ... and then finds it done
             return _existing(path, cfg)
         cfg = replace(cfg, out=str(out), device=device, cuda_graph=cuda_graph)
-        result = Trainer(cfg).fit(resume=True)
+        trainer = Trainer(cfg)
+        result = trainer.fit(resume=True)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if trainer.what is not None:
+            trainer.save_phi(path.with_name(f"{path.stem}-phi.pt"))
+        if keep_model:
+            trainer.save_model(path.with_name(f"{path.stem}-model.pt"))
         _atomic_write_text(path, json.dumps(result, indent=1))
         shutil.rmtree(cfg.out, ignore_errors=True)  # the checkpoint is no longer needed
         Path(f"{out}.lock").unlink(missing_ok=True)  # a waiter holding it re-checks the result, which now exists
@@ -112,13 +119,14 @@ def figure5_seeds(n):
 
 def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="auto", dry_run=False,
             max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False, lr_grid=False,
-            unreached="zero-grad"):
+            unreached="zero-grad", keep_model=False):
     """Figure 5: accuracy vs samples per class, one line per method (resumable).
 
     Every method runs at the scale's one learning rate (quick: ``QUICK_LR``; paper: the paper's 0.1).
     ``lr_grid`` (quick scale) instead runs each method at its own lr, chosen from ``LR_GRID`` on validation at
     N = 10, seed 0 (the secondary view). ``meta_order``/``meta_every``/``unreached`` run L2T methods with a
     cheaper meta-gradient option or the other lookahead rule (results named with a suffix, beside the exact ones).
+    ``keep_model`` keeps each run's trained target network beside its result (``run_once``).
     """
     results = Path(out or f"results/figure5-{scale}")
     runs = Path("runs") / results.name
@@ -152,7 +160,7 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
                 cfg = _options_for(replace(base, method=m, samples_per_class=n, seed=seed, lr=chosen.get(m) or base.lr))
                 plan.append(("run", cfg))
                 if not dry_run:
-                    run_once(cfg, results, runs, device, cuda_graph)
+                    run_once(cfg, results, runs, device, cuda_graph, keep_model)
                     summarize_figure5(results, verbose=False, lr=base.lr)   # the partial figure is always current
     if dry_run:
         open_lr = {m for m in methods if lr_grid and scale == "quick" and chosen.get(m) is None}
@@ -579,13 +587,13 @@ def _run_plan(plan, results, device, dry_run, cuda_graph=False):
 
 def reproduce(experiment, scale="quick", seeds=None, methods=None, out=None, column=None, samples=None,
               device="auto", dry_run=False, max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False,
-              lr_grid=False, unreached="zero-grad"):
+              lr_grid=False, unreached="zero-grad", keep_model=False):
     """Dispatch ``l2t reproduce <experiment>``."""
     if experiment == "figure5":
         return figure5(scale, seeds, methods, samples, out, device, dry_run, max_iters, meta_order, meta_every,
-                       cuda_graph, lr_grid, unreached)
-    if (meta_order, meta_every, lr_grid, unreached) != ("exact", 1, False, "zero-grad"):
-        raise ValueError("--meta-order/--meta-every/--lr-grid/--lookahead-unreached are for figure5 "
+                       cuda_graph, lr_grid, unreached, keep_model)
+    if (meta_order, meta_every, lr_grid, unreached, keep_model) != ("exact", 1, False, "zero-grad", False):
+        raise ValueError("--meta-order/--meta-every/--lr-grid/--lookahead-unreached/--keep-model are for figure5 "
                          "(the paper's tables use Algorithm 1 exactly)")
     if experiment == "table1":
         return table1(scale, column or "stl10", seeds, methods, out, device, dry_run, max_iters, cuda_graph)

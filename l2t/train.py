@@ -221,7 +221,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True   # fixed input sizes: let cuDNN pick its fastest kernels
         self.data = data if data is not None else prepare_data(cfg)
-        num_classes = int(labels_of(self.data["train"]).max()) + 1 if data is not None else D.num_classes(cfg.dataset)
+        self.num_classes = num_classes = int(labels_of(self.data["train"]).max()) + 1 if data is not None else D.num_classes(cfg.dataset)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.target, num_classes).to(self.device)
         needs_source = self.m["fm"] or self.m["at"] or self.m["lwf"]
@@ -542,9 +542,22 @@ class Trainer:
                      "scheduler"):
             obj = getattr(self, name)
             state[name] = None if obj is None else obj.state_dict()
-        tmp = Path(str(path) + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        _atomic_save(state, path)
+
+    def save_phi(self, path):
+        """Write the meta-networks phi (what/where, Sec. 3.1) with their pairs: a trained run's ~0.1 MB artefact."""
+        if self.what is None:
+            raise ValueError(f"{self.cfg.method} has no meta-networks to save")
+        state = {"pairs": [list(p) for p in self.pairs], "what": self.what.state_dict(),
+                 "where": None if self.where is None else self.where.state_dict(), "config": asdict(self.cfg)}
+        _atomic_save(state, path)
+
+    def save_model(self, path):
+        """Write the best-validation target network (the one the test accuracy scores) in float16."""
+        state = self.best["state"] if self.best["state"] is not None else self.model.state_dict()
+        _atomic_save({"model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+                      "target": self.cfg.target, "num_classes": self.num_classes,
+                      "best_val_epoch": self.best["epoch"], "config": asdict(self.cfg)}, path)
 
     def load(self, path):
         """Restore everything ``save`` wrote; training then continues exactly where it stopped."""
@@ -671,3 +684,10 @@ def git_commit():
                               cwd=Path(__file__).parent).stdout.strip() or None
     except Exception:
         return None
+
+
+def _atomic_save(obj, path):
+    """torch.save to a temporary file, then rename: an interrupted write never leaves a truncated file."""
+    tmp = Path(str(path) + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)

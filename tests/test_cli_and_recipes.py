@@ -326,7 +326,7 @@ def test_lr_grid_runs_at_n10_records_under_the_exact_name_and_a_recipe_check_rec
     folder.mkdir()
     ran = []
 
-    def fake_run(cfg, results, runs, device, cuda_graph=False):   # validation falls with the lr: 0.1 wins
+    def fake_run(cfg, results, runs, device, cuda_graph=False, keep_model=False):   # validation falls with lr: 0.1 wins
         ran.append(cfg)
         return {"best_val_acc": {0.1: 50.0, 0.03: 40.0, 0.01: 30.0}[cfg.lr]}
     monkeypatch.setattr(R, "run_once", fake_run)
@@ -405,7 +405,7 @@ def test_two_processes_planning_the_same_run_train_it_once(tmp_path, monkeypatch
         time.sleep(1.0)
         return {"config": R.asdict(R.Config(method="scratch", samples_per_class=10)), "test_acc": 40.0,
                 "best_val_acc": 40.0}
-    monkeypatch.setattr(R.Trainer, "__init__", lambda self, cfg: None)
+    monkeypatch.setattr(R.Trainer, "__init__", lambda self, cfg: setattr(self, "what", None))
     monkeypatch.setattr(R.Trainer, "fit", fit)
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_train_once, args=(tmp_path,)) for _ in range(2)]

@@ -168,3 +168,34 @@ def test_dry_run_over_a_truncated_checkpoint_says_so(tmp_path, monkeypatch, caps
     R.figure5("quick", methods=["scratch"], samples=[10], seeds=[0], out=tmp_path / "results" / "figure5-quick",
               dry_run=True)
     assert "unreadable checkpoint (truncated?)" in capsys.readouterr().out
+
+
+def test_a_runs_artefacts_phi_and_the_float16_target_load_back(tmp_path):
+    from l2t.meta import What, Where
+    from l2t.models import build_model
+    trainer = run(tmp_path, method="l2t-ww", max_iters=2, eval_every=1)
+    trainer.fit(progress=False)
+    trainer.save_phi(tmp_path / "phi.pt")
+    trainer.save_model(tmp_path / "model.pt")
+    phi = torch.load(tmp_path / "phi.pt", weights_only=True)
+    pairs = [tuple(p) for p in phi["pairs"]]
+    assert pairs == trainer.pairs and phi["config"]["method"] == "l2t-ww"
+    channels = trainer.sources[0].feature_channels
+    what, where = What(pairs, channels), Where(pairs, channels)
+    what.load_state_dict(phi["what"])
+    where.load_state_dict(phi["where"])
+    feats = trainer.sources[0](torch.randn(3, 3, 32, 32))[1]
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(what(feats), trainer.what(feats)))
+        assert all(torch.equal(a, b) for a, b in zip(where(feats), trainer.where(feats)))
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved["best_val_epoch"] == trainer.best["epoch"] >= 0 and trainer.best["state"] is not None and saved["target"] == "vgg9"
+    model = build_model("vgg9", saved["num_classes"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in saved["model"].items()})
+    best = trainer.best["state"]
+    assert all(v.dtype == torch.float16 for k, v in saved["model"].items() if best[k].is_floating_point())
+    loaded = model.state_dict()
+    assert all(torch.allclose(loaded[k], best[k], rtol=1e-3, atol=1e-4) if best[k].is_floating_point()
+               else torch.equal(loaded[k], best[k]) for k in best)
+    with pytest.raises(ValueError, match="no meta-networks"):
+        run(tmp_path, name="s", method="scratch", max_iters=1).save_phi(tmp_path / "x.pt")
