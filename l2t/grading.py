@@ -30,19 +30,20 @@ def report(name, checks):
 
 
 def differs(got, want, label, rtol=1e-6, atol=1e-8):
-    """A problem string when ``got`` is not a tensor close to ``want``; None when it is."""
+    """A problem string naming the first entry where ``got`` is not close to ``want``; None when all are."""
     if got is None:
         return f"{label}: returned None (is the function still the template's `...`?)"
     got = torch.as_tensor(got, dtype=want.dtype)
     if got.shape != want.shape:
         return f"{label}: shape {tuple(got.shape)}, expected {tuple(want.shape)}"
-    if not torch.allclose(got, want, rtol=rtol, atol=atol):
-        return f"{label}: {_short(got)} instead of {_short(want)}"
-    return None
-
-
-def _short(t):
-    return f"{t.item():.6g}" if t.numel() == 1 else f"[{', '.join(f'{v:.4g}' for v in t.flatten()[:3].tolist())}, ...]"
+    far = ~torch.isclose(got, want, rtol=rtol, atol=atol)
+    if not far.any():
+        return None
+    if want.dim() == 0:
+        return f"{label}: {got.item():.6g} instead of {want.item():.6g}"
+    first = tuple(int(i) for i in far.nonzero()[0])
+    return (f"{label}: at index {first[0] if len(first) == 1 else first} {got[first].item():.6g} instead of "
+            f"{want[first].item():.6g} ({int(far.sum())} of {want.numel()} entries differ)")
 
 
 def _identity_regressor(channels):
@@ -134,21 +135,26 @@ def check_lookahead(fn):
     def case(seed, T):
         def check():
             p = toy_problem(seed=seed)
-            before = [q.detach().clone() for q in p.optimizer.param_groups[0]["params"]]
+            params = p.optimizer.param_groups[0]["params"]
+            before = [q.detach().clone() for q in params]
+            buffers = [p.optimizer.state[q]["momentum_buffer"].clone() for q in params]
             outer = fn(p, T)
             if outer is None:
                 return "returned None (is the function still the template's `...`?)"
             if not torch.is_tensor(outer) or outer.numel() != 1:
                 return f"returned {type(outer).__name__}, expected a scalar tensor"
-            if any(not torch.equal(a, q) for a, q in zip(before, p.optimizer.param_groups[0]["params"])):
+            if any(not torch.equal(a, q) for a, q in zip(before, params)):
                 return "the function changed the target's parameters (a lookahead must work on copies)"
+            if any(not torch.equal(b, p.optimizer.state[q]["momentum_buffer"]) for b, q in zip(buffers, params)):
+                return "the function changed the optimizer's momentum buffers (update copies, never in place)"
             want = torch.tensor(outer_loss_by_sgd(p, T), dtype=torch.float64)
             problem = differs(outer.detach(), want, f"L_org(theta_{T + 1}) on toy problem {seed}", 1e-9)
             if problem:
                 return problem
-            if not outer.requires_grad:
-                return f"T = {T}: the result does not depend on phi (was it detached, or built without create_graph?)"
-            grads = torch.autograd.grad(outer, p.phi(), allow_unused=True)
+            grads = torch.autograd.grad(outer, p.phi(), allow_unused=True) if outer.requires_grad else [None]
+            if all(g is None or not g.any() for g in grads):
+                return (f"T = {T}: the result does not depend on phi (were the steps' gradients taken with "
+                        "create_graph=True, and w and lambda left attached?)")
             grads = [torch.zeros_like(q) if g is None else g for q, g in zip(p.phi(), grads)]
             v = random_direction(p, gen)
             analytic = directional_derivative(grads, v)

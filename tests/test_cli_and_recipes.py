@@ -443,3 +443,12 @@ def test_dry_run_says_which_runs_are_done_which_resume_and_which_remain(tmp_path
     plan = R.figure5("quick", methods=["at"], samples=[10], out=folder, dry_run=True, lr_grid=True)
     lines = capsys.readouterr().out.splitlines()
     assert [k for k, _ in plan] == ["lr-grid"] * 3 + ["run"] * 3 and "grid's choice" in lines[3]
+
+
+def test_the_packaged_figure5_quick_config_is_the_protocol_of_l2t_reproduce():
+    import yaml
+    values = yaml.safe_load((Path(R.__file__).parent / "configs" / "figure5-quick.yaml").read_text())
+    base = R.asdict(R.figure5_base("quick"))
+    values.pop("samples_per_class")                      # chosen per run with --samples-per-class
+    assert values == {k: base[k] for k in values} and values["lr"] == R.QUICK_LR
+    assert {"dataset", "target", "sources", "val_per_class", "epochs", "batch_size", "lr"} <= set(values)
