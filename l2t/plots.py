@@ -1,4 +1,4 @@
-"""Plots the book and the CLI share: the lambda graph (paper Fig. 3d), Figure 5, its per-seed pairing and the lead split."""
+"""Plots the book and the CLI share: the lambda graph (paper Fig. 3d) and heat map, Figure 5, its per-seed pairing, the lead split."""
 import matplotlib.pyplot as plt
 
 
@@ -21,10 +21,35 @@ def transfer_graph(pairs, amounts, ax=None, source_name="source", target_name="t
         ax.text(-0.05, sy[m], f"{source_name} {m}", ha="right", va="center")
     for n in targets:
         ax.text(1.05, ty[n], f"{target_name} {n}", ha="left", va="center")
+    for v in (top, top / 2):   # a key: what a line width means
+        ax.plot([], [], color="tab:blue", lw=0.3 + 6 * v / top, alpha=0.8, label=f"$\\lambda$ = {v:.2f}")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False, fontsize=8,
+              title="line width", title_fontsize=8)
     ax.set_xlim(-0.6, 1.6)
     ax.axis("off")
     ax.set_title("amount of transfer $\\lambda^{m,n}$ (line width)")
     return ax.figure
+
+
+def lambda_grid(pairs, amounts, ax=None, title="$\\lambda^{m,n}$ per pair", label="$\\lambda^{m,n}$"):
+    """lambda per pair as a heat map, source maps as rows and target maps as columns, values written in the cells."""
+    import numpy as np
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 2.8))
+    sources, targets = sorted({m for m, _ in pairs}), sorted({n for _, n in pairs})
+    grid = np.full((len(sources), len(targets)), np.nan)
+    for (m, n), a in zip(pairs, amounts):
+        grid[sources.index(m), targets.index(n)] = a
+    im = ax.imshow(grid, cmap="viridis")
+    ax.set_xticks(range(len(targets)), [f"target {n}" for n in targets])
+    ax.set_yticks(range(len(sources)), [f"source {m}" for m in sources])
+    lo, hi = np.nanmin(grid), np.nanmax(grid)
+    for i, j in zip(*np.nonzero(~np.isnan(grid))):
+        bright = grid[i, j] > lo + 0.6 * (hi - lo)
+        ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", color="k" if bright else "w", fontsize=8)
+    ax.figure.colorbar(im, ax=ax, label=label, fraction=0.046, pad=0.04)
+    ax.set_title(title)
+    return grid
 
 
 def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (CPU-scale)"):
