@@ -52,8 +52,11 @@ def lambda_grid(pairs, amounts, ax=None, title="$\\lambda^{m,n}$ per pair", labe
     return grid
 
 
-def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (CPU-scale)"):
-    """Test accuracy vs samples per class: mean ± std per method, each seed as a dot (collapsed: x)."""
+def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (CPU-scale)", note=None):
+    """Test accuracy vs samples per class: mean ± std per method, each seed as a dot (collapsed: x).
+
+    ``note`` is written in the top-left corner (for example the paper's claim, to read the figure against).
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     for method, by_n in summary.items():
@@ -72,7 +75,10 @@ def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (C
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower right")
+    if note:
+        ax.text(0.02, 0.98, note, transform=ax.transAxes, va="top", ha="left", fontsize=8,
+                bbox=dict(boxstyle="round", facecolor="white", edgecolor="0.7"))
     return ax.figure
 
 
@@ -84,9 +90,13 @@ def paired_plot(summary, methods=None, title="Per seed: the same training images
     """
     methods = methods or list(summary)
     ns = sorted({int(n) for m in methods for n in summary.get(m, {})})
-    fig, axes = plt.subplots(1, len(ns), figsize=(max(4.0, 0.75 * len(methods)) * len(ns), 3.8), squeeze=False,
-                             sharey=True)
-    for ax, n in zip(axes[0], ns):
+    cols = min(2, len(ns))                       # two panels a row: readable at a page's width
+    rows_n = -(-len(ns) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(max(4.0, 0.75 * len(methods)) * cols, 4.0 * rows_n),
+                             squeeze=False, sharey=True)
+    for ax in axes.flat[len(ns):]:
+        ax.axis("off")
+    for ax, n in zip(axes.flat, ns):
         here = [m for m in methods if n in {int(k) for k in summary.get(m, {})}]
         rows = [next(v for k, v in summary[m].items() if int(k) == n) for m in here]
         seeds = sorted({s for r in rows for s in r["seeds"]})
@@ -101,8 +111,9 @@ def paired_plot(summary, methods=None, title="Per seed: the same training images
         ax.set_xticks(range(len(here)), here, rotation=35, ha="right")
         ax.set_title(f"N = {n} per class")
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=8)
+    for row in axes:
+        row[0].set_ylabel("test accuracy (%)")
+    axes.flat[0].legend(fontsize=8)                # the first panel has every seed
     fig.suptitle(title)
     fig.tight_layout()
     return fig

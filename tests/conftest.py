@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -28,3 +29,12 @@ def metrics(run_dir):
     elapsed = [r["elapsed_s"] for r in rows]
     assert all(0 < a <= b for a, b in zip(elapsed, elapsed[1:] + [float("inf")]))   # wall time grows, row by row
     return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
+
+
+def book_script(name):
+    """A script of book/ (``check_html``, ``student_notebooks``) imported as a module."""
+    path = Path(__file__).resolve().parents[1] / "book" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

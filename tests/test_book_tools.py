@@ -1,8 +1,8 @@
 """The book's build helpers: the table of contents, the Colab URLs and the internal-link check."""
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import book_script
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("bs4")
@@ -10,10 +10,7 @@ pytest.importorskip("yaml")
 
 
 def _check_html():
-    spec = importlib.util.spec_from_file_location("check_html", ROOT / "book" / "check_html.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return book_script("check_html")
 
 
 def test_toc_lists_every_chapter_once():

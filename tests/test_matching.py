@@ -102,3 +102,15 @@ def test_transfer_graph_widths_follow_lambda_and_a_shared_scale():
     assert widths[1] > widths[0]
     shared = transfer_graph([(4, 0), (9, 1)], [1.0, 2.0], max_amount=4.0)
     assert [l.get_linewidth() for l in shared.axes[0].lines][1] < widths[1]
+
+
+def test_lambda_grid_puts_each_pair_in_its_row_and_column_and_the_graph_has_a_width_key():
+    import matplotlib
+    matplotlib.use("Agg")
+    from l2t.plots import lambda_grid, transfer_graph
+    pairs = [(m, n) for m in (4, 9, 14) for n in range(5)]
+    grid = lambda_grid(pairs, [10 * m + n for m, n in pairs])
+    assert grid.shape == (3, 5) and grid[1, 3] == 93 and grid[2, 0] == 140
+    assert len(matplotlib.pyplot.gcf().axes) == 2                      # the heat map and its colorbar
+    fig = transfer_graph(pairs[:2], [1.0, 3.0])
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["$\\lambda$ = 3.00", "$\\lambda$ = 1.50"]

@@ -1,25 +1,18 @@
 """Student notebooks: generated from the instructor notebooks, up to date; every grader passes with the solution
 put back, fails on the blank template, and fails on a plausible wrong solution."""
 import contextlib
-import importlib.util
 import io
 from pathlib import Path
 
 import pytest
+from conftest import book_script
 
 ROOT = Path(__file__).resolve().parents[1]
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("yaml")
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("student_notebooks", ROOT / "book" / "student_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
+GEN = book_script("student_notebooks")
 STUDENT = sorted((ROOT / "notebooks" / "student").glob("*.ipynb"))
 
 
