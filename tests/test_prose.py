@@ -54,3 +54,16 @@ def test_the_check_finds_each_kind():
         assert not FORBIDDEN.search(text), text
     assert comments("x = 1  # one comment\n!git clone url  # shell\ny = '# not a comment'") == \
         ["# one comment", "#!git clone url  # shell"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_each_chapter_opens_with_learning_objectives_and_closes_with_its_checks(path):
+    cells = json.loads(path.read_text())["cells"]
+    first = "".join(cells[0]["source"])
+    objectives = first.split("**Learning objectives.**", 1)[1].split("\n\n")[1] if "**Learning objectives.**" in first else ""
+    assert 2 <= sum(line.startswith("* ") for line in objectives.splitlines()) <= 4
+    headings = [k for k, c in enumerate(cells) if c["cell_type"] == "markdown"
+                and "## What you should have seen" in "".join(c["source"]).splitlines()]
+    assert len(headings) == 1
+    checks = next(c for c in cells[headings[0]:] if c["cell_type"] == "code")
+    assert "assert " in "".join(checks["source"])
