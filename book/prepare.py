@@ -46,7 +46,7 @@ def figure5_fragment():
                      "CPU-scale Figure 5, every method at lr 0.01: test accuracy against training images per class.\n```\n")
     if (FIG5 / "paired.png").exists():
         parts.append("```{figure} /results/figure5-quick/paired.png\n:name: fig-figure5-paired\n:width: 100%\n\n"
-                     "The same runs seed by seed, with the ablation and the cheaper options: a seed's points are "
+                     "The same runs seed by seed: a seed's points are "
                      "joined across methods (same training images); black bars are means.\n```\n")
     if (FIG5 / "summary.md").exists():
         parts.append("```{include} /results/figure5-quick/summary.md\n```\n")
