@@ -7,6 +7,14 @@ from .reproduce import FIG5_METHODS, QUICK_LR, SUMMARY_FILES, figure5_seeds, rea
 FIG5_SAMPLES = (10, 25, 50, 100)
 
 
+def results_folder(name="figure5-quick"):
+    """The committed results folder ``results/<name>``, seen from the notebooks' folder or the repository's root."""
+    for path in (Path("..") / "results" / name, Path("results") / name):
+        if path.is_dir():
+            return path
+    return Path("..") / "results" / name
+
+
 def figure5_status(folder, lr=QUICK_LR):
     """Figure 5 runs that count (every method at one ``lr``), the other runs, and what is missing.
 

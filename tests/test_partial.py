@@ -1,5 +1,6 @@
 """l2t.partial: a Figure 5 results folder read while it is still being filled."""
 import json
+from pathlib import Path
 
 from l2t.partial import figure5_status
 from l2t.reproduce import summarize_figure5
@@ -40,3 +41,14 @@ def test_status_counts_every_method_at_one_lr_and_separates_the_rest(tmp_path):
 def test_status_of_a_missing_folder(tmp_path):
     status = figure5_status(tmp_path / "nothing")
     assert status["counted"] == [] and status["other_lr"] == [] and len(status["missing"]) == 50
+
+
+def test_results_folder_is_found_from_the_notebooks_folder_or_the_root(tmp_path, monkeypatch):
+    from l2t.partial import results_folder
+    (tmp_path / "results" / "figure5-quick").mkdir(parents=True)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert results_folder() == Path("../results/figure5-quick")
+    monkeypatch.chdir(tmp_path)
+    assert results_folder() == Path("results/figure5-quick")
+    assert results_folder("table1-stl10-paper") == Path("../results/table1-stl10-paper")   # missing: the notebooks' view
