@@ -221,9 +221,10 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True   # fixed input sizes: let cuDNN pick its fastest kernels
         self.data = data if data is not None else prepare_data(cfg)
-        self.num_classes = num_classes = int(labels_of(self.data["train"]).max()) + 1 if data is not None else D.num_classes(cfg.dataset)
+        self.num_classes = (int(labels_of(self.data["train"]).max()) + 1 if data is not None
+                            else D.num_classes(cfg.dataset))
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.target, num_classes).to(self.device)
+        self.model = build_model(cfg.target, self.num_classes).to(self.device)
         needs_source = self.m["fm"] or self.m["at"] or self.m["lwf"]
         self.sources, self.source_archs = [], []
         if needs_source:

@@ -115,7 +115,7 @@ def test_a_student_notebook_differs_from_its_instructor_notebook_only_where_it_s
         assert "(student version)" in student.cells[0].source.splitlines()[0]
         assert f"notebooks/student/{path.name})" in student.cells[0].source          # its own Colab link
         assert f"notebooks/{path.name})" in instructor.cells[0].source
-        kept = [c for c in student.cells[2:]]
+        kept = student.cells[2:]                                   # after the title and the student note
         assert len(kept) == len(instructor.cells) - 1
         for s, i in zip(kept, instructor.cells[1:]):
             if "exercise" in GEN.tags(i) or "grader" in GEN.tags(i):
