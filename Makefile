@@ -78,11 +78,12 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; fi
 
-# a short real run: the paper's ResNet32-TinyImageNet source -> VGG9 on CIFAR-10, 10 images per class,
-# L2T-ww against scratch (CPU-scale, not the paper's setting; a few minutes on 2 cores)
+# a real run, small enough for a laptop: the CPU-scale Figure 5 protocol (configs/figure5-quick.yaml) at 10 images
+# per class, seed 0 - the paper's ResNet32-TinyImageNet source -> VGG9 on CIFAR-10, scratch then L2T-ww, 200 epochs
+# at lr 0.01 (CPU-scale, not the paper's setting). --resume: an interrupted demo continues where it stopped.
 demo: setup
-	$(BIN)/l2t train --method scratch --samples-per-class 10 --epochs 20 --eval-every 5 --out runs/demo/scratch
-	$(BIN)/l2t train --method l2t-ww --samples-per-class 10 --epochs 20 --eval-every 5 --out runs/demo/l2t-ww
+	$(BIN)/l2t train --config figure5-quick --seed 0 --method scratch --resume --out runs/demo/scratch
+	$(BIN)/l2t train --config figure5-quick --seed 0 --method l2t-ww --resume --out runs/demo/l2t-ww
 	$(BIN)/l2t inspect runs/demo/l2t-ww --plot runs/demo/lambda.png
 
 bench: setup

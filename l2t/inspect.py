@@ -42,3 +42,45 @@ def load_run(run_dir, device="cpu", data=None):
     trainer = Trainer(cfg, data=data)
     trainer.load(run_dir / "checkpoint.pt")
     return trainer
+
+
+def load_trained(stem, device="cpu", data=None, sources=None):
+    """A Trainer holding a finished run's artefacts: phi from ``<stem>-phi.pt``, the target from ``<stem>-model.pt``.
+
+    ``stem`` is a result file without ``.json`` (``results/figure5-quick/l2t-ww-n25-s0-lr0.01``). Either
+    artefact may be missing, not both; the run's config comes from the file found. The target is the run's
+    best-validation network (kept in float16, restored to float32); phi is the one at the end of training.
+    ``data`` and ``sources`` are handed to the Trainer (by default: the run's own).
+    """
+    from .train import Trainer, config_from_dict
+    stem = Path(stem)
+    phi_path, model_path = stem.with_name(f"{stem.name}-phi.pt"), stem.with_name(f"{stem.name}-model.pt")
+    phi, model = _read_artefact(phi_path, "what"), _read_artefact(model_path, "model")
+    if phi is None and model is None:
+        raise FileNotFoundError(f"neither {phi_path.name} nor {model_path.name} is in {stem.parent}: "
+                                f"run `l2t reproduce` (with --keep-model for the target) to make them")
+    cfg = config_from_dict((model or phi)["config"])
+    cfg.device, cfg.cuda_graph = device, False
+    trainer = Trainer(cfg, data=data, sources=sources)
+    if phi is not None:
+        trainer.what.load_state_dict(phi["what"])
+        if trainer.where is not None:
+            trainer.where.load_state_dict(phi["where"])
+    if model is not None:
+        trainer.model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                       for k, v in model["model"].items()})
+    trainer.model.eval()
+    return trainer
+
+
+def _read_artefact(path, key):
+    """The dict saved at ``path`` (None if there is none); one clear error for a file that is not an artefact."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable l2t artefact ({type(e).__name__}); was it cut off mid-copy?") from None
+    if not isinstance(state, dict) or not {key, "config"} <= set(state):
+        raise ValueError(f"{path} is not an l2t artefact: it lacks {key!r} or 'config'")
+    return state

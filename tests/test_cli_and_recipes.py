@@ -452,3 +452,21 @@ def test_the_packaged_figure5_quick_config_is_the_protocol_of_l2t_reproduce():
     values.pop("samples_per_class")                      # chosen per run with --samples-per-class
     assert values == {k: base[k] for k in values} and values["lr"] == R.QUICK_LR
     assert {"dataset", "target", "sources", "val_per_class", "epochs", "batch_size", "lr"} <= set(values)
+
+
+def test_make_demo_repeats_the_stored_figure5_runs_at_n10_seed0(monkeypatch):
+    import shlex
+    from l2t import cli
+    lines = Path("Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0].splitlines()
+    trains = [shlex.split(line.strip())[1:] for line in lines if "l2t train" in line]
+    assert len(trains) == 2 and all("--resume" in argv for argv in trains)   # an interrupted demo continues
+    seen = []
+    monkeypatch.setattr(cli, "cmd_train", lambda args: seen.append(cli.config_from_args(args)))
+    for argv in trains:
+        main(argv)
+    how = {"out", "device", "cuda_graph", "workers"}   # how and where a run trains, not what it is
+    for cfg in seen:
+        stored = json.loads(Path(f"results/figure5-quick/{cfg.method}-n10-s0-lr0.01.json").read_text())["config"]
+        mine = asdict(cfg)   # a field newer than a stored result keeps its default there
+        assert {k: v for k, v in mine.items() if k not in how} == {k: stored.get(k, mine[k]) for k in mine if k not in how}
+    assert [c.method for c in seen] == ["scratch", "l2t-ww"]

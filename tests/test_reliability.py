@@ -199,3 +199,27 @@ def test_a_runs_artefacts_phi_and_the_float16_target_load_back(tmp_path):
                else torch.equal(loaded[k], best[k]) for k in best)
     with pytest.raises(ValueError, match="no meta-networks"):
         run(tmp_path, name="s", method="scratch", max_iters=1).save_phi(tmp_path / "x.pt")
+
+
+def test_load_trained_restores_phi_and_the_target_from_a_runs_artefacts(tmp_path):
+    from l2t.inspect import load_trained, transfer_weights
+    trainer = run(tmp_path, method="l2t-ww", max_iters=2, eval_every=1)
+    trainer.fit(progress=False)
+    stem = tmp_path / "results" / "l2t-ww-run"
+    stem.parent.mkdir()
+    with pytest.raises(FileNotFoundError, match="--keep-model"):
+        load_trained(stem, data=trainer.data, sources=trainer.sources)
+    trainer.save_phi(stem.with_name("l2t-ww-run-phi.pt"))
+    trainer.save_model(stem.with_name("l2t-ww-run-model.pt"))
+    loaded = load_trained(stem, data=trainer.data, sources=trainer.sources)
+    assert loaded.pairs == trainer.pairs and not loaded.model.training
+    x = trainer.data["test"][0][:4]
+    a, b = transfer_weights(loaded, x, torch.zeros(4)), transfer_weights(trainer, x, torch.zeros(4))
+    assert a["lambda"] == b["lambda"] and a["what"] == b["what"]          # phi restored exactly
+    best = trainer.best["state"]
+    assert all(torch.allclose(loaded.model.state_dict()[k].float(), v.float(), rtol=1e-3, atol=1e-4)
+               for k, v in best.items())                                   # the float16 target, back in float32
+    assert all(v.dtype == torch.float32 for v in loaded.model.state_dict().values() if v.is_floating_point())
+    stem.with_name("l2t-ww-run-phi.pt").write_bytes(b"cut off")
+    with pytest.raises(ValueError, match="not a readable l2t artefact"):
+        load_trained(stem, data=trainer.data, sources=trainer.sources)
