@@ -113,4 +113,9 @@ def test_lambda_grid_puts_each_pair_in_its_row_and_column_and_the_graph_has_a_wi
     assert grid.shape == (3, 5) and grid[1, 3] == 93 and grid[2, 0] == 140
     assert len(matplotlib.pyplot.gcf().axes) == 2                      # the heat map and its colorbar
     fig = transfer_graph(pairs[:2], [1.0, 3.0])
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["$\\lambda$ = 3.00", "$\\lambda$ = 1.50"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "largest: $\\lambda$ = 3.00", "smallest: $\\lambda$ = 1.00"]                # the drawn extremes
+    key = transfer_graph(pairs[:2], [1.0, 3.0], max_amount=4.0).axes[0].get_legend().get_texts()
+    assert [t.get_text().split(":")[0] for t in key] == ["scale", "largest", "smallest"]
+    same = transfer_graph(pairs[:2], [1.0, 1.0]).axes[0].get_legend().get_texts()
+    assert [t.get_text() for t in same] == ["every pair: $\\lambda$ = 1.00"]
