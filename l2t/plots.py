@@ -22,11 +22,11 @@ def transfer_graph(pairs, amounts, ax=None, source_name="source", target_name="t
     for n in targets:
         ax.text(1.05, ty[n], f"{target_name} {n}", ha="left", va="center")
     low, high = min(amounts), max(amounts)
-    key = [(top, "scale")] if max_amount is not None else []   # a key: the widths of the largest and smallest drawn
+    key = [(top, "scale")] if max_amount is not None and top != high else []   # a key: widths of the drawn extremes
     key += [(high, "largest"), (low, "smallest")] if low < high else [(high, "every pair")]
     for v, word in key:
         ax.plot([], [], color="tab:blue", lw=0.3 + 6 * v / top, alpha=0.8, label=f"{word}: $\\lambda$ = {v:.2f}")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False, fontsize=8,
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=len(key), frameon=False, fontsize=8,
               title="line width", title_fontsize=8)
     ax.set_xlim(-0.6, 1.6)
     ax.axis("off")

@@ -119,3 +119,5 @@ def test_lambda_grid_puts_each_pair_in_its_row_and_column_and_the_graph_has_a_wi
     assert [t.get_text().split(":")[0] for t in key] == ["scale", "largest", "smallest"]
     same = transfer_graph(pairs[:2], [1.0, 1.0]).axes[0].get_legend().get_texts()
     assert [t.get_text() for t in same] == ["every pair: $\\lambda$ = 1.00"]
+    scaled = transfer_graph(pairs[:2], [0.5, 1.0], max_amount=1.0).axes[0].get_legend().get_texts()
+    assert [t.get_text().split(":")[0] for t in scaled] == ["largest", "smallest"]   # the scale is the largest
