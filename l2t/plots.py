@@ -141,22 +141,28 @@ def lead_split(summary, base="fm-one-to-one", middle="fm-all-to-all", top="l2t-w
 
 
 def lead_split_plot(summary, title="L2T-ww's lead over FM (one-to-one), split (CPU-scale)"):
-    """Stacked bars per N: the mean gain from matching 15 pairs, then from learning what and where; dots per seed."""
+    """Stacked bars per N: the mean gain from matching 15 pairs, then from learning what and where (sum written above); dots per seed."""
     split = lead_split(summary)
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = plt.subplots(figsize=(6, 4.8))
     for i, (n, d) in enumerate(split.items()):
         pairs, weights = sum(d["pairs"]) / len(d["seeds"]), sum(d["weights"]) / len(d["seeds"])
         ax.bar(i, pairs, color="tab:red", alpha=0.6, label="15 pairs, fixed w and λ (fm-all-to-all − FM)" if i == 0 else None)
         ax.bar(i, weights, bottom=pairs, color="tab:purple", alpha=0.6,
                label="learned w and λ (L2T-ww − fm-all-to-all)" if i == 0 else None)
+        ax.annotate(f"{pairs:+.2f} {'+' if weights >= 0 else '−'} {abs(weights):.2f}\n= {pairs + weights:+.2f}",
+                    (i, max(pairs, pairs + weights)), xytext=(0, 4), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=8)
         for j, (p, w) in enumerate(zip(d["pairs"], d["weights"])):
             x = i - 0.2 + 0.4 * j / max(1, len(d["seeds"]) - 1)
             ax.plot([x, x], [0, p + w], color="k", lw=0.6, alpha=0.5)
-            ax.scatter([x, x], [p, p + w], color=["tab:red", "tab:purple"], edgecolor="k", s=16, zorder=3)
+            ax.scatter([x, x], [p, p + w], color=["tab:red", "tab:purple"], edgecolor="k", s=16, zorder=3,
+                       label="one seed: fm-all-to-all − FM (red), L2T-ww − FM (purple)" if i == j == 0 else None)
     ax.axhline(0, color="k", lw=0.8)
+    ax.margins(y=0.15)
     ax.set_xticks(range(len(split)), [f"N = {n}\n({len(d['seeds'])} seeds)" for n, d in split.items()])
     ax.set_ylabel("test accuracy points over FM")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
+    fig.tight_layout()
     return fig
