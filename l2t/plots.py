@@ -55,48 +55,71 @@ def lambda_grid(pairs, amounts, ax=None, title="$\\lambda^{m,n}$ per pair", labe
     return grid
 
 
-def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (CPU-scale)", note=None):
+# the names the book's tables use, for legends and axes
+LABELS = {"scratch": "scratch", "lwf": "LwF", "at": "AT", "fm-one-to-one": "FM (one-to-one)",
+          "fm-all-to-all": "fm-all-to-all (ablation)", "l2t-ww": "L2T-ww"}
+
+
+def label(method):
+    """A method's name as the tables print it (``l2t-ww-kept`` -> ``L2T-ww-kept``)."""
+    base = max((m for m in LABELS if method.startswith(m)), key=len, default=None)
+    return LABELS[base] + method[len(base):] if base else method
+
+
+def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (CPU-scale)", note=None, dashed=()):
     """Test accuracy vs samples per class: mean ± std per method, each seed as a dot (collapsed: x).
 
-    ``note`` is written in the top-left corner (for example the paper's claim, to read the figure against).
+    Methods are nudged apart along x so that their seeds stay readable; ``dashed`` methods (an ablation) are
+    drawn dashed; a method without a run at some N says so in the legend. ``note`` is written in the
+    top-left corner (for example the paper's claim, to read the figure against).
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    for method, by_n in summary.items():
+        _, ax = plt.subplots(figsize=(6.5, 4.2))
+    all_n = sorted({int(n) for by_n in summary.values() for n in by_n})
+    for k, (method, by_n) in enumerate(summary.items()):
         ns = sorted(by_n, key=int)
+        shift = 1.04 ** (k - (len(summary) - 1) / 2)              # a few % apart on the log axis
+        xs = [int(n) * shift for n in ns]
         means = [by_n[n]["mean"] for n in ns]
         stds = [by_n[n]["std"] or 0.0 for n in ns]   # None: one seed, no error bar
-        line = ax.errorbar([int(n) for n in ns], means, yerr=stds, marker="o", capsize=3, label=method)
-        for n in ns:
+        missing = [n for n in all_n if n not in {int(m) for m in ns}]
+        name = label(method) + (f" (N = {', '.join(map(str, missing))}: not run yet)" if missing else "")
+        line = ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name,
+                           ls="--" if method in dashed else "-")
+        for x, n in zip(xs, ns):
             for acc, bad in zip(by_n[n]["test_acc"], by_n[n]["collapsed"]):
-                ax.scatter(int(n), acc, marker="x" if bad else ".", color=line[0].get_color(), alpha=0.6, zorder=3)
+                ax.scatter(x, acc, marker="x" if bad else ".", color=line[0].get_color(), alpha=0.6, zorder=3)
     ax.set_xscale("log")
-    all_n = sorted({int(n) for by_n in summary.values() for n in by_n})
     ax.set_xticks(all_n, [str(n) for n in all_n])
     ax.minorticks_off()
     ax.set_xlabel("training images per class (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    names = ax.get_legend_handles_labels()[1]
+    if len(names) > 6 or max(map(len, names)) > 40:   # many or long names: beside the plot, not over the points
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+    else:
+        ax.legend(loc="lower right", fontsize=8)
     if note:
         ax.text(0.02, 0.98, note, transform=ax.transAxes, va="top", ha="left", fontsize=8,
                 bbox=dict(boxstyle="round", facecolor="white", edgecolor="0.7"))
     return ax.figure
 
 
-def paired_plot(summary, methods=None, title="Per seed: the same training images for every method (CPU-scale)"):
+def paired_plot(summary, methods=None, top="l2t-ww", title="Per seed: the same training images for every method (CPU-scale)"):
     """One panel per N: each method's per-seed test accuracies, a seed's points joined across methods.
 
     A seed fixes the training subset and the initialisation, so a line that rises from one method to the
-    next is a paired win; the mean is a short black bar. Collapsed runs are drawn as x.
+    next is a paired win; the mean is a short black bar. Collapsed runs are drawn as x. Each panel has its
+    own y-range (the gaps at small N are a point or two); a panel where ``top`` has no run says so.
     """
     methods = methods or list(summary)
     ns = sorted({int(n) for m in methods for n in summary.get(m, {})})
     cols = min(2, len(ns))                       # two panels a row: readable at a page's width
     rows_n = -(-len(ns) // cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(max(4.0, 0.75 * len(methods)) * cols, 4.0 * rows_n),
-                             squeeze=False, sharey=True)
+                             squeeze=False)
     for ax in axes.flat[len(ns):]:
         ax.axis("off")
     for ax, n in zip(axes.flat, ns):
@@ -110,9 +133,11 @@ def paired_plot(summary, methods=None, title="Per seed: the same training images
             for i, acc, bad in pts:
                 ax.scatter(i, acc, color=color, marker="x" if bad else "o", s=18, zorder=3)
         for i, r in enumerate(rows):
-            ax.plot([i - 0.25, i + 0.25], [r["mean"]] * 2, color="k", lw=2)
-        ax.set_xticks(range(len(here)), here, rotation=35, ha="right")
+            ax.plot([i - 0.25, i + 0.25], [r["mean"]] * 2, color="k", lw=2, label="mean" if i == 0 else None)
+        ax.set_xticks(range(len(here)), [label(m) for m in here], rotation=35, ha="right")
         ax.set_title(f"N = {n} per class")
+        if top in methods and top not in here:
+            ax.text(0.02, 0.97, f"{label(top)}: not run yet at this N", transform=ax.transAxes, va="top", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     for row in axes:
         row[0].set_ylabel("test accuracy (%)")
@@ -141,22 +166,25 @@ def lead_split(summary, base="fm-one-to-one", middle="fm-all-to-all", top="l2t-w
 
 
 def lead_split_plot(summary, title="L2T-ww's lead over FM (one-to-one), split (CPU-scale)"):
-    """Stacked bars per N: the mean gain from matching 15 pairs, then from learning what and where (sum written above); dots per seed."""
+    """Bars per N: the mean gain from matching 15 pairs, then from learning what and where (hatched where it is
+    negative: it takes away from the pairs' bar); dots per seed, the whole lead in black."""
     split = lead_split(summary)
     fig, ax = plt.subplots(figsize=(6, 4.8))
     for i, (n, d) in enumerate(split.items()):
         pairs, weights = sum(d["pairs"]) / len(d["seeds"]), sum(d["weights"]) / len(d["seeds"])
         ax.bar(i, pairs, color="tab:red", alpha=0.6, label="15 pairs, fixed w and λ (fm-all-to-all − FM)" if i == 0 else None)
-        ax.bar(i, weights, bottom=pairs, color="tab:purple", alpha=0.6,
-               label="learned w and λ (L2T-ww − fm-all-to-all)" if i == 0 else None)
-        ax.annotate(f"{pairs:+.2f} {'+' if weights >= 0 else '−'} {abs(weights):.2f}\n= {pairs + weights:+.2f}",
-                    (i, max(pairs, pairs + weights)), xytext=(0, 4), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=8)
+        ax.bar(i, abs(weights), bottom=min(pairs, pairs + weights), color="tab:purple", alpha=0.6,
+               hatch="///" if weights < 0 else None, edgecolor="k" if weights < 0 else None, lw=0,
+               label="learned w and λ (L2T-ww − fm-all-to-all; hatched: negative)" if i == 0 else None)
+        ax.annotate(f"pairs {pairs:+.2f}\nlearned {weights:+.2f}", (i, max(pairs, pairs + weights)),
+                    xytext=(0, 4), textcoords="offset points", ha="center", va="bottom", fontsize=8)
         for j, (p, w) in enumerate(zip(d["pairs"], d["weights"])):
             x = i - 0.2 + 0.4 * j / max(1, len(d["seeds"]) - 1)
             ax.plot([x, x], [0, p + w], color="k", lw=0.6, alpha=0.5)
-            ax.scatter([x, x], [p, p + w], color=["tab:red", "tab:purple"], edgecolor="k", s=16, zorder=3,
-                       label="one seed: fm-all-to-all − FM (red), L2T-ww − FM (purple)" if i == j == 0 else None)
+            ax.scatter([x], [p], color="tab:red", edgecolor="k", s=16, zorder=3,
+                       label="one seed: fm-all-to-all − FM" if i == j == 0 else None)
+            ax.scatter([x], [p + w], color="k", s=16, zorder=3,
+                       label="one seed: L2T-ww − FM (the whole lead)" if i == j == 0 else None)
     ax.axhline(0, color="k", lw=0.8)
     ax.margins(y=0.15)
     ax.set_xticks(range(len(split)), [f"N = {n}\n({len(d['seeds'])} seeds)" for n, d in split.items()])

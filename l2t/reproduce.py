@@ -485,13 +485,14 @@ def paired_table(paired, top="l2t-ww"):
 
 
 def _figure5_figures(summary, own, out, lr):
-    """figure5.png (the paper's five lines at lr), paired.png, lead_split.png, figure5-own-lr.png."""
+    """figure5.png (the paper's five lines at lr, fm-all-to-all dashed), paired.png, lead_split.png, figure5-own-lr.png."""
     import matplotlib.pyplot as plt
     from .plots import figure5_plot, lead_split, lead_split_plot, paired_plot
     figures = []
     if summary:
-        paper_lines = {m: v for m, v in summary.items() if m in FIG5_METHODS} or summary
-        figures += [("figure5.png", figure5_plot(paper_lines, title=f"Every method at lr {lr:g} (CPU-scale)")),
+        lines = {m: v for m, v in summary.items() if m in [*FIG5_METHODS, "fm-all-to-all"]} or summary
+        figures += [("figure5.png", figure5_plot(lines, title=f"Every method at lr {lr:g} (CPU-scale)",   # the paper's
+                                                 dashed=("fm-all-to-all",))),        # lines, and the ablation dashed
                     ("paired.png", paired_plot(summary))]
     if lead_split(summary):   # lead_split.png: L2T-ww's lead over FM = more pairs + learned weights, equal lr
         figures.append(("lead_split.png", lead_split_plot(summary)))

@@ -280,7 +280,7 @@ def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their
     (folder / "fm-all-to-all-n10-s0-lr0.01.json").write_text(json.dumps(r))
     drawn = {}
 
-    def figure5_plot(summary, title=None):
+    def figure5_plot(summary, title=None, dashed=()):
         drawn["lines"] = list(summary)
         return plots.plt.figure()
     monkeypatch.setattr(plots, "figure5_plot", figure5_plot)
@@ -316,7 +316,7 @@ def test_lead_split_pairs_seeds_and_is_drawn_only_when_all_three_methods_ran(tmp
     assert plots.lead_split(summary) == {25: {"seeds": [0, 1], "pairs": [2.0, 3.0], "weights": [3.0, -1.0]}}
     assert (folder / "lead_split.png").stat().st_size > 1000
     fig = plots.lead_split_plot(summary)     # the mean split is written above its bar: pairs 2.5, weights +1.0
-    assert [t.get_text() for t in fig.axes[0].texts] == ["+2.50 + 1.00\n= +3.50"]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["pairs +2.50\nlearned +1.00"]
     for p in folder.glob("fm-all-to-all-*.json"):
         p.unlink()
     R.summarize_figure5(folder, verbose=False)
@@ -472,3 +472,22 @@ def test_make_demo_repeats_the_stored_figure5_runs_at_n10_seed0(monkeypatch):
         mine = asdict(cfg)   # a field newer than a stored result keeps its default there
         assert {k: v for k, v in mine.items() if k not in how} == {k: stored.get(k, mine[k]) for k in mine if k not in how}
     assert [c.method for c in seen] == ["scratch", "l2t-ww"]
+
+
+def test_figure5_plot_names_methods_as_the_tables_do_dashes_the_ablation_and_says_what_has_not_run():
+    row = lambda accs: {"seeds": list(range(len(accs))), "test_acc": accs, "collapsed": [False] * len(accs),
+                        "mean": sum(accs) / len(accs), "std": 1.0 if len(accs) > 1 else None}
+    summary = {"scratch": {10: row([30.0, 31.0]), 25: row([38.0, 39.0])},
+               "fm-all-to-all": {10: row([32.0, 33.0]), 25: row([42.0, 43.0])},
+               "l2t-ww": {10: row([33.0, 32.0])}}
+    ax = plots.figure5_plot(summary, dashed=("fm-all-to-all",)).axes[0]
+    handles, names = ax.get_legend_handles_labels()
+    assert names == ["scratch", "fm-all-to-all (ablation)", "L2T-ww (N = 25: not run yet)"]
+    assert [h.lines[0].get_linestyle() for h in handles] == ["-", "--", "-"]
+    xs = [h.lines[0].get_xdata()[0] for h in handles]   # nudged apart around N = 10, in order
+    assert xs == sorted(xs) and len(set(xs)) == 3 and all(abs(x / 10 - 1) < 0.1 for x in xs)
+    assert plots.label("l2t-ww-kept") == "L2T-ww-kept" and plots.label("fm-one-to-one") == "FM (one-to-one)"
+    fig = plots.paired_plot(summary)                      # N = 25 has no L2T-ww run: its panel says so
+    notes = [[t.get_text() for t in a.texts] for a in fig.axes]
+    assert notes == [[], ["L2T-ww: not run yet at this N"]]
+    plots.plt.close("all")
