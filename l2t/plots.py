@@ -82,7 +82,8 @@ def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (C
         xs = [int(n) * shift for n in ns]
         means = [by_n[n]["mean"] for n in ns]
         stds = [by_n[n]["std"] or 0.0 for n in ns]   # None: one seed, no error bar
-        missing = [n for n in all_n if n not in {int(m) for m in ns}]
+        have = {int(m) for m in ns}
+        missing = [n for n in all_n if n not in have]
         name = label(method) + (f" (N = {', '.join(map(str, missing))}: not run yet)" if missing else "")
         line = ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name,
                            ls="--" if method in dashed else "-")
