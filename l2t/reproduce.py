@@ -26,6 +26,7 @@ from .methods import method
 from .train import Config, Trainer, _atomic_write_text, config_from_dict
 
 FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
+FIG5_DRAWN = [*FIG5_METHODS, "fm-all-to-all"]   # the figure: the paper's lines, and the ablation (dashed)
 LR_GRID = [0.1, 0.03, 0.01]
 QUICK_LR = 0.01   # the CPU-scale figure's one learning rate for every method: where all of them train
 LR_N = 10   # the lr grid runs at N = 10 per class, seed 0, whichever N a process is asked for
@@ -490,7 +491,7 @@ def _figure5_figures(summary, own, out, lr):
     from .plots import figure5_plot, lead_split, lead_split_plot, paired_plot
     figures = []
     if summary:
-        lines = {m: v for m, v in summary.items() if m in [*FIG5_METHODS, "fm-all-to-all"]} or summary
+        lines = {m: v for m, v in summary.items() if m in FIG5_DRAWN} or summary
         figures += [("figure5.png", figure5_plot(lines, title=f"Every method at lr {lr:g} (CPU-scale)",   # the paper's
                                                  dashed=("fm-all-to-all",))),        # lines, and the ablation dashed
                     ("paired.png", paired_plot(summary))]
