@@ -134,7 +134,7 @@ def cmd_reproduce(args):
               column=args.column, samples=args.samples, device=args.device, dry_run=args.dry_run,
               max_iters=args.max_iters, meta_order=args.meta_order, meta_every=args.meta_every,
               cuda_graph=args.cuda_graph, lr_grid=args.lr_grid, unreached=args.lookahead_unreached,
-              keep_model=args.keep_model)
+              keep_model=args.keep_model, lr=args.lr)
 
 
 def cmd_train_source(args):
@@ -185,6 +185,8 @@ def main(argv=None):
     p.add_argument("--lr-grid", action="store_true",
                    help="figure5 quick: each method at its own lr, chosen on validation (the secondary view; "
                         "default: every method at lr 0.01)")
+    p.add_argument("--lr", type=float,
+                   help="figure5: every method at this learning rate instead of the scale's (quick: 0.01)")
     p.add_argument("--lookahead-unreached", choices=["zero-grad", "kept"], default="zero-grad",
                    help="figure5: L2T runs' lookahead rule for parameters a step's loss does not reach "
                         "(default zero-grad, the authors'; kept: results suffixed -kept)")

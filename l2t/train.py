@@ -529,6 +529,7 @@ class Trainer:
             "collapsed": top_share >= 0.5,
             "iterations": self.iteration, "epochs_run": self.epoch, "n_train": len(train_preds),
             "wall_time_s": wall_time, "device": device_name(self.device), "versions": versions(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),   # the CPU kernels' instruction set
             "git_commit": (self.provenance or {}).get("git_commit", git_commit()),
             "git_dirty": (self.provenance or {}).get("git_dirty"), "started": (self.provenance or {}).get("started"),
         }
