@@ -10,7 +10,7 @@ import yaml
 from .lookahead import UNREACHED
 from .methods import METHODS
 from .pairs import NAMES
-from .train import Config, NonFiniteLoss
+from .train import BN_UPDATES, Config, NonFiniteLoss
 
 
 HELP = {   # one line per Config field; the default is appended (methods are listed here, not as argparse choices,
@@ -30,6 +30,8 @@ HELP = {   # one line per Config field; the default is appended (methods are lis
     "meta_order": "exact, or first (a cheaper meta-gradient without Hessian terms)",
     "lookahead_unreached": "lookahead rule for parameters a step's loss does not reach: zero-grad (the authors') or "
                            "kept (PyTorch 2's SGD)",
+    "bn_updates": "BatchNorm running-statistics updates per L2T iteration: once (line 4), or authors (also a "
+                  "train-mode forward at theta_0 after the meta-step, as the authors' code)",
     "bf16": "bf16 autocast for the source pass and the line-4 step (GPU)",
     "cuda_graph": "replay each iteration as CUDA graphs (GPU only)", "at_beta": "weight of the attention-transfer loss",
     "lwf_weight": "weight of the LwF distillation loss", "seed": "seed of the training subset and initialisation",
@@ -38,7 +40,7 @@ HELP = {   # one line per Config field; the default is appended (methods are lis
     "eval_test": "also score the test set at every validation", "max_iters": "stop after this many iterations (checks)",
     "workers": "DataLoader workers (224x224 datasets)", "out": "folder for metrics.jsonl, checkpoint.pt, result.json",
 }
-CHOICES = {"meta_order": ["exact", "first"], "lookahead_unreached": list(UNREACHED),
+CHOICES = {"meta_order": ["exact", "first"], "lookahead_unreached": list(UNREACHED), "bn_updates": list(BN_UPDATES),
            "split": ["auto", "paper", "none"]}
 
 
@@ -134,7 +136,7 @@ def cmd_reproduce(args):
               column=args.column, samples=args.samples, device=args.device, dry_run=args.dry_run,
               max_iters=args.max_iters, meta_order=args.meta_order, meta_every=args.meta_every,
               cuda_graph=args.cuda_graph, lr_grid=args.lr_grid, unreached=args.lookahead_unreached,
-              keep_model=args.keep_model, lr=args.lr)
+              keep_model=args.keep_model, lr=args.lr, bn_updates=args.bn_updates)
 
 
 def cmd_train_source(args):
@@ -190,6 +192,9 @@ def main(argv=None):
     p.add_argument("--lookahead-unreached", choices=["zero-grad", "kept"], default="zero-grad",
                    help="figure5: L2T runs' lookahead rule for parameters a step's loss does not reach "
                         "(default zero-grad, the authors'; kept: results suffixed -kept)")
+    p.add_argument("--bn-updates", choices=list(BN_UPDATES), default="once",
+                   help="figure5: L2T runs move BatchNorm statistics once an iteration (default) or twice, as the "
+                        "authors' code (results suffixed -bnauthors)")
     p.add_argument("--keep-model", action="store_true",
                    help="figure5: also keep each run's best-validation target network in float16 beside its result "
                         "(<run>-model.pt, about 18 MB for VGG9; L2T runs always keep phi, <run>-phi.pt)")

@@ -57,6 +57,8 @@ class GraphedStep:
             for p, grad in g["phi_grads"]:
                 p.grad = grad
             t.meta_optimizer.step()
+            if t.cfg.bn_updates == "authors":   # eager: a plain forward, no gradient
+                t.authors_bn_update(x)
         t.iteration += 1
         return tuple(None if v is None else v.clone() for v in g["out"])   # the next replay overwrites them
 

@@ -24,9 +24,12 @@ gradient is exact: every step is built with ``create_graph=True`` on parameter *
 weight decay included. Nothing is copied or replayed.
 
 The lookahead is then discarded: training continues from theta_0 with the momentum buffers as they were
-at theta_0 (what the paper's code does with ``rollback=True``). The lookahead's forward passes run the
+at theta_0, as the authors' code does with ``rollback=True``. The lookahead's forward passes run the
 target in train mode (batch statistics) through ``batch_norm_train``, which neither reads nor moves the
-running statistics: the real ones are never touched by the lookahead.
+running statistics: the real ones are never touched by the lookahead, so by default an iteration moves
+them once (line 4). Here the authors' code differs: its ``meta_backward`` restores theta_0, re-runs the
+matching objective in train mode and keeps the running statistics that forward moved, so there they move
+twice an iteration. ``Trainer.authors_bn_update`` (``--bn-updates authors``) does the same.
 """
 from contextlib import contextmanager
 from functools import partial

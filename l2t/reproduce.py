@@ -53,14 +53,17 @@ def variant(cfg):
 
     ``-first``/``-everyK``: the cheaper options; ``-kept``: the lookahead left parameters its step's loss does
     not reach where they were (``lookahead_unreached="kept"``). Results written before that setting existed
-    ran that rule, so a meta-method's config without it reads as ``kept``.
+    ran that rule, so a meta-method's config without it reads as ``kept``. ``-bnauthors``: BatchNorm statistics
+    moved twice an iteration, as the authors' code (``bn_updates="authors"``; before it existed: once).
     """
     cfg = cfg if isinstance(cfg, dict) else asdict(cfg)
     order = cfg.get("meta_order", "exact")
     every = cfg.get("meta_every", 1)
-    kept = method(cfg["method"])["what"] and cfg.get("lookahead_unreached", "kept") == "kept"
+    meta = method(cfg["method"])["what"]
+    kept = meta and cfg.get("lookahead_unreached", "kept") == "kept"
+    bn = meta and cfg.get("bn_updates", "once") == "authors"
     return ("" if order == "exact" else f"-{order}") + ("" if every == 1 else f"-every{every}") + \
-        ("-kept" if kept else "")
+        ("-kept" if kept else "") + ("-bnauthors" if bn else "")
 
 
 def _source_name(spec):
@@ -120,13 +123,14 @@ def figure5_seeds(n):
 
 def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="auto", dry_run=False,
             max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False, lr_grid=False,
-            unreached="zero-grad", keep_model=False, lr=None):
+            unreached="zero-grad", keep_model=False, lr=None, bn_updates="once"):
     """Figure 5: accuracy vs samples per class, one line per method (resumable).
 
     Every method runs at one learning rate: ``lr``, or the scale's (quick: ``QUICK_LR``; paper: the paper's 0.1).
     ``lr_grid`` (quick scale) instead runs each method at its own lr, chosen from ``LR_GRID`` on validation at
-    N = 10, seed 0 (the secondary view). ``meta_order``/``meta_every``/``unreached`` run L2T methods with a
-    cheaper meta-gradient option or the other lookahead rule (results named with a suffix, beside the exact ones).
+    N = 10, seed 0 (the secondary view). ``meta_order``/``meta_every``/``unreached``/``bn_updates`` run L2T methods
+    with a cheaper meta-gradient option, the other lookahead rule or the authors' BatchNorm updates (results named
+    with a suffix, beside the exact ones).
     ``keep_model`` keeps each run's trained target network beside its result (``run_once``).
     """
     results = Path(out or f"results/figure5-{scale}")
@@ -135,7 +139,7 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
         raise ValueError(f"--lr {lr:g}: " + ("--lr-grid chooses each method's lr itself; give one of them" if lr_grid
                                             else "a learning rate must be > 0 and at most 10"))
     base = replace(figure5_base(scale), max_iters=max_iters, meta_order=meta_order, meta_every=meta_every,
-                   lookahead_unreached=unreached)
+                   lookahead_unreached=unreached, bn_updates=bn_updates)
     base = replace(base, lr=lr) if lr is not None else base
     methods = methods or FIG5_METHODS
     samples = samples or [10, 25, 50, 100]
@@ -301,7 +305,7 @@ def _read_result(path, cfg=None):
         stored = {**asdict(config_from_dict({k: v for k, v in r["config"].items() if k in planned})),
                   **{k: v for k, v in r["config"].items() if k in planned}}
         if not method(cfg.method)["what"]:   # the meta-gradient's settings do not touch a run without one
-            for k in ("lookahead_unreached", "meta_order", "meta_every"):
+            for k in ("lookahead_unreached", "meta_order", "meta_every", "bn_updates"):
                 stored[k] = planned[k]
         changed = _differences(stored, planned)
         if changed:
@@ -595,13 +599,16 @@ def _run_plan(plan, results, device, dry_run, cuda_graph=False):
 
 def reproduce(experiment, scale="quick", seeds=None, methods=None, out=None, column=None, samples=None,
               device="auto", dry_run=False, max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False,
-              lr_grid=False, unreached="zero-grad", keep_model=False, lr=None):
+              lr_grid=False, unreached="zero-grad", keep_model=False, lr=None, bn_updates="once"):
     """Dispatch ``l2t reproduce <experiment>``."""
     if experiment == "figure5":
-        return figure5(scale, seeds, methods, samples, out, device, dry_run, max_iters, meta_order, meta_every,
-                       cuda_graph, lr_grid, unreached, keep_model, lr)
-    if (meta_order, meta_every, lr_grid, unreached, keep_model, lr) != ("exact", 1, False, "zero-grad", False, None):
-        raise ValueError("--meta-order/--meta-every/--lr-grid/--lookahead-unreached/--keep-model/--lr are for figure5 "
+        return figure5(scale, seeds=seeds, methods=methods, samples=samples, out=out, device=device, dry_run=dry_run,
+                       max_iters=max_iters, meta_order=meta_order, meta_every=meta_every, cuda_graph=cuda_graph,
+                       lr_grid=lr_grid, unreached=unreached, keep_model=keep_model, lr=lr, bn_updates=bn_updates)
+    if (meta_order, meta_every, lr_grid, unreached, keep_model, lr, bn_updates) != \
+            ("exact", 1, False, "zero-grad", False, None, "once"):
+        raise ValueError("--meta-order/--meta-every/--lr-grid/--lookahead-unreached/--keep-model/--lr/--bn-updates "
+                         "are for figure5 "
                          "(the paper's tables use Algorithm 1 exactly)")
     if experiment == "table1":
         return table1(scale, column or "stl10", seeds, methods, out, device, dry_run, max_iters, cuda_graph)

@@ -34,6 +34,7 @@ from .pairs import CONFIGS, NAMES, parse_pairs
 
 VAL_SEED = 2019  # the validation subset is the same for every run, method and seed
 HOW_TO_RUN = ("device", "cuda_graph", "workers", "out", "ckpt_every", "max_iters", "eval_test")   # not what a run is
+BN_UPDATES = ("once", "authors")   # how often an L2T iteration moves the target's BatchNorm running statistics
 CKPT_SECONDS = 600  # also checkpoint at the first epoch end 10 minutes after the last save: a kill loses little
 
 
@@ -62,6 +63,8 @@ class Config:
     meta_order: str = "exact"    # "first": cheaper meta-gradient without Hessian terms (an approximation)
     lookahead_unreached: str = "zero-grad"   # lookahead: a parameter a step's loss misses gets g = 0 (the authors'
                                  # rule: momentum and weight decay still move it); "kept": it stays (PyTorch 2's SGD)
+    bn_updates: str = "once"     # BatchNorm running statistics per iteration: "once" (line 4 only), or "authors":
+                                 # also a train-mode forward at theta_0 after the meta-step, as the authors' code
     bf16: bool = False           # bf16 autocast for the first-order parts (source pass, line-4 step); lookahead stays fp32
     cuda_graph: bool = False     # replay each iteration as CUDA graphs (l2t.cudagraph); CUDA only
     at_beta: float = 1e3
@@ -103,6 +106,8 @@ class Config:
         if self.pairs is not None and not str(self.pairs).strip(" ,"):
             raise ValueError(f"--pairs is empty ({self.pairs!r}); give pairs as 'm-n,m-n' or a name "
                              f"({', '.join(NAMES)}), or leave it out for the method's own")
+        if self.bn_updates not in BN_UPDATES:
+            raise ValueError(f"bn-updates must be one of {', '.join(BN_UPDATES)}, got {self.bn_updates!r}")
         if self.lookahead_unreached not in UNREACHED:
             raise ValueError(f"lookahead-unreached must be one of {', '.join(UNREACHED)}, "
                              f"got {self.lookahead_unreached!r}")
@@ -296,6 +301,8 @@ class Trainer:
         if self.meta_now():
             self.meta(x, y, *phi_inputs)
             self.meta_optimizer.step()
+            if self.cfg.bn_updates == "authors":
+                self.authors_bn_update(x)
         self.iteration += 1
         return loss, right, lam
 
@@ -352,6 +359,15 @@ class Trainer:
             grads = torch.autograd.grad(outer, phi, allow_unused=True)
         for p, g in zip(phi, grads):
             p.grad = g
+
+    def authors_bn_update(self, x):
+        """The authors' code's second BatchNorm update of an iteration: a train-mode forward at theta_0.
+
+        Their ``meta_backward`` restores theta_0 and re-runs the matching objective in train mode, and keeps
+        the running statistics that forward moves; the parameters are unchanged (``--bn-updates authors``).
+        """
+        with torch.no_grad():
+            self.model(x)
 
     # ---- the loop ----
     def fit(self, resume=False, progress=True, overwrite=False):

@@ -360,3 +360,58 @@ def test_cuda_graph_replay_trains_like_the_eager_step(tmp_path, method):
     if method == "l2t-ww":
         for a, b in zip(trainers[0].what.parameters(), trainers[1].what.parameters()):
             assert torch.allclose(a, b, rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["l2t-ww", "fm-one-to-one"])
+def test_authors_bn_updates_move_running_statistics_a_second_time_at_theta_0(tmp_path, method):
+    """--bn-updates authors: after the meta-step, one more train-mode forward at theta_0 (float64, by hand).
+
+    Only the BatchNorm running statistics differ from the default: each moves by its momentum towards the batch
+    statistics of its input at theta_0, and num_batches_tracked counts 2; parameters and phi are unchanged.
+    A method without a meta-step has nothing to repeat: both settings train it identically.
+    """
+    from torch import nn
+    from l2t.lookahead import lookahead_batch_norm
+    torch.set_default_dtype(torch.float64)
+    try:
+        once = run(tmp_path, "once", method=method)
+        twice = run(tmp_path, "twice", method=method, bn_updates="authors")
+        x, y = next(iter(once.train_loader))
+        x = x.double()
+        once.step(x, y)
+        twice.step(x, y)
+        bns = {k: m for k, m in once.model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+        inputs = {}
+        hooks = [m.register_forward_pre_hook(lambda mod, a, k=k: inputs.__setitem__(k, a[0])) for k, m in bns.items()]
+        with torch.no_grad(), lookahead_batch_norm(once.model):   # theta_0's batch statistics, nothing moved
+            once.model(x)
+        for h in hooks:
+            h.remove()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    state = twice.model.state_dict()
+    repeated = once.meta_optimizer is not None
+    for k, bn in bns.items():
+        var, mean = torch.var_mean(inputs[k], (0, 2, 3), correction=1)
+        m = bn.momentum if repeated else 0.0
+        assert int(state[f"{k}.num_batches_tracked"]) == (2 if repeated else 1), k
+        assert torch.allclose(state[f"{k}.running_mean"], (1 - m) * bn.running_mean + m * mean, rtol=0, atol=1e-12), k
+        assert torch.allclose(state[f"{k}.running_var"], (1 - m) * bn.running_var + m * var, rtol=0, atol=1e-12), k
+    for (k, a), b in zip(once.model.named_parameters(), twice.model.parameters()):
+        assert torch.equal(a, b), k
+    if repeated:
+        for a, b in zip(once.meta_optimizer.param_groups[0]["params"], twice.meta_optimizer.param_groups[0]["params"]):
+            assert torch.equal(a, b)
+        assert any(not torch.equal(a, state[f"{k}.running_mean"]) for k, a in
+                   ((k, bn.running_mean) for k, bn in bns.items()))
+
+
+def test_bn_updates_is_checked_recorded_and_named(tmp_path):
+    from l2t.reproduce import run_id
+    with pytest.raises(ValueError, match="bn-updates must be one of once, authors"):
+        Config(bn_updates="twice")
+    assert run_id(Config(method="l2t-ww", samples_per_class=10, bn_updates="authors")) == "l2t-ww-n10-s0-lr0.1-bnauthors"
+    assert run_id(Config(method="fm-all-to-all", samples_per_class=10, bn_updates="authors")) == \
+        "fm-all-to-all-n10-s0-lr0.1"   # nothing to repeat without a meta-step
+    result = run(tmp_path, method="l2t-ww", bn_updates="authors", max_iters=1).fit(progress=False)
+    assert result["config"]["bn_updates"] == "authors" and result["cpu_capability"]
