@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 2
 # runs their graders with the solutions put back and on the blanks)
 NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider --ignore=notebooks/student
 
-.PHONY: setup setup-book lab students test unit-test nbval nbval-older-isa book check-book chromium mathjax demo bench clean
+.PHONY: setup setup-book lab students test unit-test nbval nbval-older-isa nbval-torchvision-copy book check-book chromium mathjax demo bench clean
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ students: setup-book
 
 # everything CI proves: unit tests, the notebooks reproduce their stored outputs, the book builds with
 # warnings as errors, and the rendered pages pass the headless-browser check
-test: unit-test nbval nbval-older-isa check-book
+test: unit-test nbval nbval-older-isa nbval-torchvision-copy check-book
 
 unit-test: setup-book
 	$(BIN)/python -m pytest tests
@@ -53,6 +53,17 @@ OLDER_ISA = $(BIN)/python -c "import torch; print({'AVX512': 'avx2 AVX2'}.get(to
 nbval-older-isa: setup-book
 	@set -- $$($(OLDER_ISA)); echo "nbval with ATEN_CPU_CAPABILITY=$$1 ONEDNN_MAX_CPU_ISA=$$2"; \
 	  ATEN_CPU_CAPABILITY=$$1 ONEDNN_MAX_CPU_ISA=$$2 $(BIN)/python -m pytest $(NBVAL) notebooks/
+
+# the chapters that read CIFAR-10, on a second faithful copy of it in torchvision's own format (what a reader
+# without ../shared downloads), made here from the data root: every pixel +-1 and the images in another order
+# (tests/torchvision_copy.py), so that a stored output which only held on the book's JPEG copy fails here
+TV_COPY := build/cifar10-torchvision
+CIFAR_CHAPTERS := $(filter-out %05_meta_gradient.ipynb %11_imagenet_scale.ipynb,$(wildcard notebooks/*.ipynb))
+nbval-torchvision-copy: setup-book $(TV_COPY)/torchvision-md5.json
+	L2T_DATA=$(abspath $(TV_COPY)) L2T_TORCHVISION_MD5=$(abspath $(TV_COPY))/torchvision-md5.json \
+	  PYTHONPATH=$(abspath tests/torchvision_site) $(BIN)/python -m pytest $(NBVAL) $(CIFAR_CHAPTERS)
+$(TV_COPY)/torchvision-md5.json: tests/torchvision_copy.py
+	$(BIN)/python tests/torchvision_copy.py $(L2T_DATA) $(TV_COPY)
 
 # the rendered book (stored notebook outputs, nothing executed), MathJax served locally: _build/html
 book: setup-book mathjax

