@@ -171,14 +171,14 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
                 if not dry_run:
                     run_once(cfg, results, runs, device, cuda_graph, keep_model)
                     if lr is None:   # the figure's own protocol: the partial summary is always current
-                        summarize_figure5(results, verbose=False, lr=base.lr)
+                        summarize_figure5(results, verbose=False, lr=base.lr, scale=scale)
     if dry_run:
         open_lr = {m for m in methods if lr_grid and scale == "quick" and chosen.get(m) is None}
         _print_plan([(kind, cfg, "  (lr: the grid's choice)" if kind == "run" and cfg.method in open_lr else "")
                      for kind, cfg in plan], results, runs)
         return plan
     # a side run at another lr is summarised apart, so that the figure's own summary is never replaced
-    summarize_figure5(results, lr=base.lr, out=None if lr is None else results / f"summary-lr{lr:g}")
+    summarize_figure5(results, lr=base.lr, out=None if lr is None else results / f"summary-lr{lr:g}", scale=scale)
     return plan
 
 
@@ -293,6 +293,8 @@ def _read_result(path, cfg=None):
         return None, f"not readable JSON ({type(e).__name__})"
     if not isinstance(r, dict) or not isinstance(r.get("config"), dict) or not isinstance(r.get("test_acc"), (int, float)):
         return None, "not a run result (no config or test_acc)"
+    if isinstance(r["test_acc"], bool) or not 0 <= r["test_acc"] <= 100:   # NaN fails the comparison too
+        return None, f"its test_acc {r['test_acc']!r} is not a percentage in [0, 100]"
     try:
         own = run_id(config_from_dict(r["config"]))
     except (TypeError, ValueError, KeyError) as e:
@@ -313,13 +315,22 @@ def _read_result(path, cfg=None):
     return r, ""
 
 
-def load_results(results, skipped=None):
-    """Every valid result JSON in a folder (not the summaries); ``skipped`` (a list) receives (name, why) of the rest."""
+def load_results(results, skipped=None, planned=None):
+    """Every valid result JSON in a folder (not the summaries); ``skipped`` (a list) receives (name, why) of the rest.
+
+    ``planned``: config dict -> the ``Config`` its recipe plans for that run; a result made with other settings
+    is then left out (and named), by the same test as ``--dry-run``'s.
+    """
     out = []
     for p in sorted(Path(results).glob("*.json")):
         if p.name in SUMMARY_FILES:
             continue
         r, why = _read_result(p)
+        if not why and planned is not None:
+            try:
+                r, why = _read_result(p, planned(r["config"]))
+            except (TypeError, ValueError) as e:
+                r, why = None, f"not a run of this recipe ({e})"
         if why:
             if skipped is not None:
                 skipped.append((p.name, why))
@@ -335,20 +346,30 @@ def _figure5_order(name):
     return (order.index(base) if base else len(order), len(name), name)   # the method, then its variants
 
 
-def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR):
+def figure5_planned(config, scale="quick"):
+    """The config ``figure5`` plans for a stored run's method, N, seed, lr and meta-gradient options."""
+    c = config_from_dict(config)
+    return replace(figure5_base(scale), method=c.method, samples_per_class=c.samples_per_class, seed=c.seed,
+                   lr=c.lr, meta_order=c.meta_order, meta_every=c.meta_every, max_iters=c.max_iters,
+                   lookahead_unreached=c.lookahead_unreached, bn_updates=c.bn_updates)
+
+
+def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR, scale="quick"):
     """Figure 5's summary: every method at one learning rate ``lr``, per seed, with paired differences to L2T-ww.
 
     Writes ``summary.md``/``summary.json`` (per method and N: per-seed test accuracies, collapsed runs
     marked, mean ± std), ``paired.json`` (L2T-ww minus each method, seed by seed, with a 95 % t-interval),
     ``figure5.png``, ``paired.png``, ``lead_split.png``; and the secondary view, each method at its own lr
     chosen on validation (``own_lr_summary``): ``summary-own-lr.json``, ``figure5-own-lr.png``.
-    The files go to ``out`` (default: ``results`` itself). Returns the equal-lr summary.
+    The files go to ``out`` (default: ``results`` itself). Only results of the ``scale``'s protocol count
+    (``figure5_planned``); any other result file is named under "Not counted" with the reason. Returns the
+    equal-lr summary.
     """
     results = Path(results)
     out = Path(out) if out is not None else results
     out.mkdir(parents=True, exist_ok=True)
     skipped = []
-    runs = load_results(results, skipped)
+    runs = load_results(results, skipped, planned=lambda c: figure5_planned(c, scale))
     real = [r for r in runs if not r["config"].get("max_iters")]   # not the recipe checks (--max-iters)
     whole = [r for r in real if r["config"].get("samples_per_class") is None]   # e.g. a table1 run saved here
     real = [r for r in real if r["config"].get("samples_per_class") is not None]   # Fig. 5's x-axis: images per class

@@ -38,3 +38,10 @@ def book_script(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def fig5(config):
+    """A stored result's config as the CPU-scale Figure 5 recipe plans it, with these fields (method, N, seed, lr...)."""
+    from dataclasses import asdict
+    from l2t.reproduce import figure5_planned
+    return asdict(figure5_planned(config))

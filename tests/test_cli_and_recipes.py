@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import metrics, needs_cifar10, needs_source
+from conftest import fig5, metrics, needs_cifar10, needs_source
 from l2t import plots
 from l2t import reproduce as R
 from l2t.cli import main
@@ -200,7 +200,7 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     folder.mkdir()
 
     def result(method, n, seed, lr, acc, collapsed=False, device="cpu (x86_64, 2 threads)"):
-        r = {"config": {"method": method, "samples_per_class": n, "seed": seed, "lr": lr}, "test_acc": acc,
+        r = {"config": fig5({"method": method, "samples_per_class": n, "seed": seed, "lr": lr}), "test_acc": acc,
              "collapsed": collapsed, "device": device, "wall_time_s": 1800.0}
         (folder / f"{method}-n{n}-s{seed}-lr{lr:g}.json").write_text(json.dumps(r))
 
@@ -208,7 +208,7 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     result("scratch", 10, 0, 0.01, 30.0)
     result("scratch", 10, 1, 0.01, 32.0, device="NVIDIA H200")   # same protocol on a GPU: marked
     result("scratch", 10, 2, 0.01, 13.0, collapsed=True)    # collapsed at the chosen lr: kept, flagged
-    r = {"config": {"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": 0.1}, "test_acc": 35.0,
+    r = {"config": fig5({"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": 0.1}), "test_acc": 35.0,
          "collapsed": False, "device": "cpu (x86_64, 2 threads)", "wall_time_s": 1800.0}
     (folder / "l2t-ww-n10-s0-lr0.1-kept.json").write_text(json.dumps(r))   # an old run; its lr grid has not finished
     (folder / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.01}}))
@@ -231,7 +231,7 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
 def test_figure5_summary_leaves_out_runs_without_a_sample_count_and_says_so(tmp_path):
     """A whole-dataset run (samples_per_class None) in the folder is not a Figure 5 point: no crash, a note."""
     for n, acc in ((10, 30.0), (None, 60.0)):
-        r = {"config": {"method": "scratch", "samples_per_class": n, "seed": 0, "lr": 0.01}, "test_acc": acc,
+        r = {"config": fig5({"method": "scratch", "samples_per_class": n, "seed": 0, "lr": 0.01}), "test_acc": acc,
              "collapsed": False, "device": "cpu"}
         (tmp_path / f"scratch-{'n10' if n else 'cifar10'}-s0-lr0.01.json").write_text(json.dumps(r))
     summary = R.summarize_figure5(tmp_path, verbose=False)
@@ -244,10 +244,10 @@ def test_figure5_summary_keeps_learning_rates_apart_in_any_folder(tmp_path):
     folder = tmp_path / "my-figure5"
     folder.mkdir()
     for seed, lr, acc in ((0, 0.1, 20.0), (0, 0.01, 30.0), (1, 0.01, 32.0)):
-        r = {"config": {"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": lr}, "test_acc": acc,
+        r = {"config": fig5({"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": lr}), "test_acc": acc,
              "collapsed": False, "device": "cpu"}
         (folder / f"scratch-n10-s{seed}-lr{lr:g}.json").write_text(json.dumps(r))
-    r = {"config": {"method": "at", "samples_per_class": 10, "seed": 0, "lr": 0.1}, "test_acc": 25.0,
+    r = {"config": fig5({"method": "at", "samples_per_class": 10, "seed": 0, "lr": 0.1}), "test_acc": 25.0,
          "collapsed": False, "device": "cpu"}
     (folder / "at-n10-s0-lr0.1.json").write_text(json.dumps(r))
     summary = R.summarize_figure5(folder, verbose=False)
@@ -271,11 +271,11 @@ def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their
                      meta_order="first", unreached="kept")   # the main protocol: one lr; the other lookahead rule
     assert [R.run_id(c) for _, c in plan] == ["l2t-ww-n10-s0-lr0.01-first-kept"]
     for order, acc in (("exact", 33.0), ("first", 31.0)):
-        r = {"config": {"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": 0.03, "meta_order": order,
-                        "meta_every": 1, "lookahead_unreached": "zero-grad"}, "test_acc": acc, "collapsed": False,
+        r = {"config": fig5({"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": 0.03, "meta_order": order,
+                        "meta_every": 1, "lookahead_unreached": "zero-grad"}), "test_acc": acc, "collapsed": False,
              "device": "cpu"}
         (folder / f"l2t-ww-n10-s0-lr0.03{'-first' if order == 'first' else ''}.json").write_text(json.dumps(r))
-    r = {"config": {"method": "fm-all-to-all", "samples_per_class": 10, "seed": 0, "lr": 0.01}, "test_acc": 32.0,
+    r = {"config": fig5({"method": "fm-all-to-all", "samples_per_class": 10, "seed": 0, "lr": 0.01}), "test_acc": 32.0,
          "collapsed": False, "device": "cpu"}
     (folder / "fm-all-to-all-n10-s0-lr0.01.json").write_text(json.dumps(r))
     drawn = {}
@@ -302,8 +302,8 @@ def test_lead_split_pairs_seeds_and_is_drawn_only_when_all_three_methods_ran(tmp
                                                        ("fm-one-to-one", "fm-all-to-all", "l2t-ww")}))
 
     def result(method, n, seed, acc):
-        r = {"config": {"method": method, "samples_per_class": n, "seed": seed, "lr": 0.01,
-                        "lookahead_unreached": "zero-grad"}, "test_acc": acc, "collapsed": False, "device": "cpu"}
+        r = {"config": fig5({"method": method, "samples_per_class": n, "seed": seed, "lr": 0.01,
+                        "lookahead_unreached": "zero-grad"}), "test_acc": acc, "collapsed": False, "device": "cpu"}
         (folder / f"{method}-n{n}-s{seed}-lr0.01.json").write_text(json.dumps(r))
     for seed, (fm, all15, ww) in enumerate([(30.0, 32.0, 35.0), (28.0, 31.0, 30.0), (29.0, 33.0, 36.0)]):
         result("fm-one-to-one", 25, seed, fm)
@@ -351,11 +351,11 @@ def test_summary_and_partial_status_count_the_same_runs_of_a_cheaper_option(tmp_
     folder.mkdir()
     (folder / "lr_choice.json").write_text(json.dumps({"l2t-ww": {"chosen_lr": 0.03}}))   # not the main view's
     for lr, acc in ((0.01, 33.0), (0.1, 31.0)):
-        r = {"config": {"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": lr, "meta_every": 4,
-                        "lookahead_unreached": "zero-grad"},
+        r = {"config": fig5({"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": lr, "meta_every": 4,
+                        "lookahead_unreached": "zero-grad"}),
              "test_acc": acc, "best_val_acc": acc, "collapsed": False, "device": "cpu"}
         (folder / f"l2t-ww-n10-s0-lr{lr:g}-every4.json").write_text(json.dumps(r))
-    r = {"config": {"method": "scratch", "samples_per_class": 10, "seed": 1, "lr": 0.01, "max_iters": 2},
+    r = {"config": fig5({"method": "scratch", "samples_per_class": 10, "seed": 1, "lr": 0.01, "max_iters": 2}),
          "test_acc": 10.0, "best_val_acc": 10.0, "collapsed": False, "device": "cpu"}
     (folder / "scratch-n10-s1-lr0.01-it2.json").write_text(json.dumps(r))   # a recipe check: in neither
     summary = R.summarize_figure5(folder, verbose=False)

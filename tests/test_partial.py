@@ -2,12 +2,14 @@
 import json
 from pathlib import Path
 
+from conftest import fig5
+
 from l2t.partial import figure5_status
 from l2t.reproduce import summarize_figure5
 
 
 def write(folder, method, n, seed, lr, acc, max_iters=None):
-    r = {"config": {"method": method, "samples_per_class": n, "seed": seed, "lr": lr, "max_iters": max_iters},
+    r = {"config": fig5({"method": method, "samples_per_class": n, "seed": seed, "lr": lr, "max_iters": max_iters}),
          "test_acc": acc, "best_val_acc": acc, "collapsed": False}
     (folder / f"{method}-n{n}-s{seed}-lr{lr:g}.json").write_text(json.dumps(r))
 
@@ -18,7 +20,7 @@ def test_status_counts_every_method_at_one_lr_and_separates_the_rest(tmp_path):
     write(tmp_path, "scratch", 10, 1, 0.01, 28.0)
     write(tmp_path, "lwf", 10, 0, 0.1, 20.0)                  # another lr: not counted
     write(tmp_path, "at", 10, 0, 0.01, 20.0, max_iters=3)      # a recipe check: ignored
-    r = {"config": {"method": "scratch", "samples_per_class": 25, "seed": 0, "lr": 0.01, "meta_every": 4},
+    r = {"config": fig5({"method": "scratch", "samples_per_class": 25, "seed": 0, "lr": 0.01, "meta_every": 4}),
          "test_acc": 35.0, "best_val_acc": 35.0, "collapsed": False}
     (tmp_path / "scratch-n25-s0-lr0.01-every4.json").write_text(json.dumps(r))   # an option, not the planned run
     (tmp_path / "lr_choice.json").write_text(json.dumps({"scratch": {"chosen_lr": 0.03}}))

@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+from conftest import fig5
 from l2t import reproduce as R
 from l2t.cli import main
 from l2t.train import Config, Trainer
@@ -111,11 +112,34 @@ def test_cuda_without_a_gpu_is_one_clear_line(tmp_path, capsys):
     assert "sees no CUDA GPU; use --device cpu" in capsys.readouterr().err
 
 
+def test_the_summary_counts_only_results_of_its_own_protocol_with_a_real_percentage(tmp_path, capsys):
+    folder = tmp_path / "figure5-quick"
+    folder.mkdir()
+    def write(seed, acc, **changed):
+        r = {"config": {**fig5({"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": 0.01}), **changed},
+             "test_acc": acc, "collapsed": False, "device": "cpu"}
+        (folder / f"scratch-n10-s{seed}-lr0.01.json").write_text(json.dumps(r))
+    write(0, 30.0)
+    write(1, 77.7, epochs=2, beta=3.0, val_per_class=5)   # same name, other settings
+    write(2, 250.0)
+    write(3, float("nan"))
+    summary = R.summarize_figure5(folder, verbose=False)
+    assert summary["scratch"][10]["test_acc"] == [30.0]
+    text = (folder / "summary.md").read_text()
+    assert "`scratch-n10-s1-lr0.01.json`: made with other settings (beta=3.0 there, 0.5 here, epochs=2 there, " in text
+    assert "`scratch-n10-s2-lr0.01.json`: its test_acc 250.0 is not a percentage in [0, 100]" in text
+    assert "`scratch-n10-s3-lr0.01.json`: its test_acc nan is not a percentage" in text
+    R.figure5("quick", methods=["scratch"], samples=[10], seeds=[0, 1, 2, 3], out=folder, dry_run=True)
+    states = {line.split()[-1]: line for line in capsys.readouterr().out.splitlines() if line.startswith("run")}
+    assert "done" in states["scratch-n10-s0-lr0.01"] and "bad result file" in states["scratch-n10-s2-lr0.01"]
+    assert all("bad result file" in states[f"scratch-n10-s{s}-lr0.01"] for s in (1, 2, 3))
+
+
 def test_the_summary_names_and_never_averages_stray_copies_garbage_or_empty_files(tmp_path, capsys):
     folder = tmp_path / "figure5-quick"
     folder.mkdir()
     for seed, acc in ((0, 30.0), (1, 32.0)):
-        r = {"config": {"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": 0.01}, "test_acc": acc,
+        r = {"config": fig5({"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": 0.01}), "test_acc": acc,
              "collapsed": False, "device": "cpu"}
         (folder / f"scratch-n10-s{seed}-lr0.01.json").write_text(json.dumps(r))
     (folder / "scratch-n10-s0-lr0.01 (copy).json").write_text((folder / "scratch-n10-s0-lr0.01.json").read_text())
