@@ -10,7 +10,7 @@ import yaml
 from .lookahead import UNREACHED
 from .methods import METHODS
 from .pairs import NAMES
-from .train import BN_UPDATES, Config, NonFiniteLoss
+from .train import BN_UPDATES, Config, NonFiniteLoss, WriteError
 
 
 HELP = {   # one line per Config field; the default is appended (methods are listed here, not as argparse choices,
@@ -143,7 +143,7 @@ def cmd_train_source(args):
     """``l2t train-source``: a source network in the paper's checkpoint format (for Table 2)."""
     from .reproduce import train_source
     result = train_source(args.arch, args.dataset, args.out, seed=args.seed, device=args.device, epochs=args.epochs,
-                          max_iters=args.max_iters, val_per_class=args.val_per_class)
+                          max_iters=args.max_iters, val_per_class=args.val_per_class, overwrite=args.overwrite)
     print(json.dumps({"checkpoint": args.out, "best_val_acc": result["best_val_acc"], "test_acc": result["test_acc"]}))
 
 
@@ -210,11 +210,12 @@ def main(argv=None):
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--max-iters", type=int, help="stop after this many iterations (checks)")
     p.add_argument("--val-per-class", type=int, default=50, help="training images per class held out for validation")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (the old file is moved aside)")
     p.set_defaults(func=cmd_train_source)
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, NonFiniteLoss) as e:
+    except (ValueError, FileNotFoundError, NonFiniteLoss, WriteError) as e:
         print(f"l2t {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -14,8 +14,10 @@ and continued. ``figure5 --scale quick`` is the CPU-scale protocol of the book's
 * seeds 0, 1, 2 at N = 10 and 25, seeds 0, 1 at N = 50 and 100; small N first, cheap methods first.
 """
 import json
+import os
 import shutil
 import statistics
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -23,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .methods import method
-from .train import Config, Trainer, _atomic_write_text, config_from_dict
+from .train import Config, Trainer, _atomic_save, _atomic_write_text, config_from_dict
 
 FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
 FIG5_DRAWN = [*FIG5_METHODS, "fm-all-to-all"]   # the figure: the paper's lines, and the ablation (dashed)
@@ -594,17 +596,32 @@ def ensure_source(spec, scale, device):
     train_source(arch, dataset, path, seed=seed, device=device, epochs=200 if scale == "paper" else 2)
 
 
-def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_iters=None, val_per_class=50):
-    """Train a source network (scratch on the full dataset) and save it as the paper's checkpoints are saved."""
-    import torch
+def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_iters=None, val_per_class=50,
+                 overwrite=False):
+    """Train a source network (scratch on the full dataset) and save it as the paper's checkpoints are saved.
+
+    An existing file at ``path`` (the paper's own checkpoint, say) is never written over: it is refused before
+    training, or with ``overwrite`` moved aside to ``<path>.replaced-<time>`` once the new one is ready.
+    """
+    path = Path(path)
+    if path.is_dir() or not path.name:
+        raise ValueError(f"--out {path} is a folder; give the checkpoint file to write, e.g. {path}/source.pth.tar")
+    if path.exists() and not overwrite:
+        raise ValueError(f"--out {path} exists and l2t never writes over a checkpoint; choose another --out, or "
+                         f"--overwrite to move the old file aside")
+    parent = next(q for q in [path.parent, *path.parent.parents] if q.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"--out {path}: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}")
     cfg = Config(method="scratch", dataset=dataset, target=arch, seed=seed, device=device, epochs=epochs,
                  out=str(Path("runs") / "sources" / Path(path).stem), max_iters=max_iters, val_per_class=val_per_class)
     trainer = Trainer(cfg)
     result = trainer.fit(resume=True)
     state = trainer.best["state"] or trainer.model.state_dict()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"epoch": result["best_val_epoch"], "best": result["best_val_acc"], "test_prec": result["test_acc"],
-                "state_dict": state, "num_classes": trainer.model.fc.out_features}, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():   # --overwrite: the old file is kept beside the new one
+        os.replace(path, path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
+    _atomic_save({"epoch": result["best_val_epoch"], "best": result["best_val_acc"], "test_prec": result["test_acc"],
+                  "state_dict": state, "num_classes": trainer.model.fc.out_features}, path)
     return result
 
 

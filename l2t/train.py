@@ -35,6 +35,7 @@ from .pairs import CONFIGS, NAMES, parse_pairs
 VAL_SEED = 2019  # the validation subset is the same for every run, method and seed
 HOW_TO_RUN = ("device", "cuda_graph", "workers", "out", "ckpt_every", "max_iters", "eval_test")   # not what a run is
 BN_UPDATES = ("once", "authors")   # how often an L2T iteration moves the target's BatchNorm running statistics
+RUN_KEYS = {"method", "dataset", "target", "epochs", "lr", "seed"}   # a config.json without them is not l2t's
 CKPT_SECONDS = 600  # also checkpoint at the first epoch end 10 minutes after the last save: a kill loses little
 
 
@@ -103,6 +104,8 @@ class Config:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1 images per class, got {value}")
+        if not str(self.out).strip():
+            raise ValueError("--out is empty; give the folder for the run's files")
         if self.pairs is not None and not str(self.pairs).strip(" ,"):
             raise ValueError(f"--pairs is empty ({self.pairs!r}); give pairs as 'm-n,m-n' or a name "
                              f"({', '.join(NAMES)}), or leave it out for the method's own")
@@ -382,7 +385,12 @@ class Trainer:
         cfg, out = self.cfg, Path(self.cfg.out)
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {out} is a file, not a folder; choose a folder for the run's files")
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / ".write-check").touch()
+            (out / ".write-check").unlink()
+        except OSError as e:   # a parent that is a file, a read-only folder: before any work, in one line
+            raise ValueError(f"--out {out} cannot hold the run's files ({e.strerror or e}); choose another --out") from None
         with _run_lock(out):
             return self._fit(out, resume, progress, overwrite)
 
@@ -392,7 +400,8 @@ class Trainer:
         old = [p for p in (ckpt, metrics_path, out / "result.json", out / "config.json") if p.exists()]
         if not old:
             return
-        differences = _differences(_read_config(out), asdict(self.cfg))
+        saved = _read_config(out)
+        differences = _differences(saved, asdict(self.cfg))
         if overwrite:
             aside = out / time.strftime("replaced-%Y%m%d-%H%M%S")
             aside.mkdir()
@@ -400,11 +409,17 @@ class Trainer:
                 os.replace(p, aside / p.name)
             print(f"l2t: moved the old run's files in {out} aside to {aside}", file=sys.stderr)
             return
+        if not RUN_KEYS <= saved.keys():   # no l2t run config in config.json or checkpoint.pt: not l2t's files
+            raise ValueError(f"--out {out} holds {', '.join(p.name for p in old)} that no l2t run of this kind wrote "
+                             f"(no run config there); choose another --out, or --overwrite to move them aside")
         if differences:
             raise ValueError(f"--out {out} holds another run ({differences}); choose another --out, or pass "
                              f"--overwrite to move its files aside")
         if resume and ckpt.exists():
             self.load(ckpt)
+        elif resume and (out / "result.json").exists():   # finished, its checkpoint gone: never redo it silently
+            raise ValueError(f"--out {out} holds this run's finished result.json but no checkpoint to resume from; "
+                             f"use it as it is, or --overwrite to train again (the old files are moved aside)")
         elif resume:   # this run's files, but no checkpoint to continue from: start again, and say so
             print(f"l2t: {out} has no checkpoint yet; starting this run from the beginning", file=sys.stderr)
         else:
@@ -669,8 +684,12 @@ def percent(preds, labels):
 def _atomic_write_text(path, text):
     """Write ``text`` to ``path`` atomically; processes writing the same path at once do not collide."""
     tmp = Path(f"{path}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"could not write {path} ({e.strerror or e}); is the disk full or the folder read-only?") from None
 
 
 def device_name(device):
@@ -707,8 +726,20 @@ def git_commit():
         return None
 
 
+class WriteError(OSError):
+    """A file could not be written (full disk, read-only folder); the message names it."""
+
+
 def _atomic_save(obj, path):
-    """torch.save to a temporary file, then rename: an interrupted write never leaves a truncated file."""
+    """torch.save to a temporary file, then rename: an interrupted write never leaves a truncated file.
+
+    A failed write (full disk, read-only folder) leaves the old file as it was and no temporary file behind.
+    """
     tmp = Path(str(path) + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:   # torch reports a full disk as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"could not write {path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e!r}); "
+                         f"is the disk full or the folder read-only? The previous file, if any, is unchanged") from None

@@ -247,3 +247,63 @@ def test_load_trained_restores_phi_and_the_target_from_a_runs_artefacts(tmp_path
     stem.with_name("l2t-ww-run-phi.pt").write_bytes(b"cut off")
     with pytest.raises(ValueError, match="not a readable l2t artefact"):
         load_trained(stem, data=trainer.data, sources=trainer.sources)
+
+
+@pytest.mark.parametrize("foreign", [{"result.json": '{"test_acc": 91.0}'},
+                                     {"config.json": '{"lr": 0.1}', "metrics.jsonl": '{"epoch": 0}\n'}])
+@pytest.mark.parametrize("resume", [True, False])
+def test_files_l2t_did_not_write_are_never_overwritten_and_named(tmp_path, foreign, resume):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name, text in foreign.items():
+        (out / name).write_text(text)
+    trainer = run(tmp_path, method="scratch", max_iters=1)
+    with pytest.raises(ValueError, match=f"holds {', '.join(sorted(foreign, key=['metrics.jsonl', 'result.json', 'config.json'].index))} "
+                                         "that no l2t run of this kind wrote"):
+        trainer.fit(resume=resume, progress=False)
+    assert {p.name: p.read_text() for p in out.iterdir() if p.name != ".lock"} == foreign
+
+
+def test_a_finished_run_without_its_checkpoint_is_not_silently_redone(tmp_path):
+    run(tmp_path, method="scratch", max_iters=1).fit(progress=False)
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    before = (tmp_path / "run" / "result.json").read_text()
+    with pytest.raises(ValueError, match="finished result.json but no checkpoint"):
+        run(tmp_path, method="scratch", max_iters=1).fit(resume=True, progress=False)
+    assert (tmp_path / "run" / "result.json").read_text() == before
+
+
+def test_bad_out_paths_are_one_line_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ValueError, match="--out is empty"):
+        Config(out="")
+    with pytest.raises(ValueError, match="cannot hold the run's files"):
+        run(tmp_path, "file/run", method="scratch").fit(progress=False)
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_train_source_never_writes_over_a_checkpoint_and_checks_its_path_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(R, "Trainer", lambda cfg: pytest.fail("trained before checking --out"))
+    paper = tmp_path / "sources" / "tinyimagenet-200-resnet32.pth.tar"
+    paper.parent.mkdir()
+    paper.write_bytes(b"the paper's checkpoint")
+    for out, message in ((paper, "exists and l2t never writes over a checkpoint"), (paper.parent, "is a folder")):
+        assert main(["train-source", "--out", str(out), "--max-iters", "1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert paper.read_bytes() == b"the paper's checkpoint"
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_no_temporary_file(tmp_path):
+    """A real write beyond a file-size limit (RLIMIT_FSIZE, as a full disk): the old file stays, no .tmp is left."""
+    import subprocess
+    import sys
+    target = tmp_path / "checkpoint.pt"
+    target.write_bytes(b"old checkpoint")
+    code = (f"import resource, signal, torch; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); from l2t.train import _atomic_save, WriteError\n"
+            f"try:\n    _atomic_save({{'w': torch.zeros(100_000)}}, {str(target)!r})\n"
+            f"except WriteError as e:\n    print('WriteError', e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith(f"WriteError could not write {target}") and "disk full" in out.stdout, out
+    assert target.read_bytes() == b"old checkpoint" and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
