@@ -3,9 +3,8 @@
 Run by ``make book`` before ``jupyter-book build``:
   * MathJax 3 comes from npm (``build/mathjax``) and is copied to ``build/book-static/mathjax``, which
     ``_config.yml`` lists as a static path, so the rendered pages typeset their math with no network;
-  * ``book/_generated/figure5.md`` includes ``results/figure5-quick/{figure5.png,summary.md}`` when they
-    exist, and says that they do not yet otherwise; ``book/_generated/lead_split.md`` does the same for
-    ``lead_split.png``.
+  * the results pages' figures and tables are made from ``results/`` by this checkout's code into
+    ``book/_generated/`` (``figure5_fragment``): never a committed picture, so never a stale one.
 """
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))   # this checkout's l2t, whichever is installed
 MATHJAX_VERSION = "3.2.2"
 NPM_DIR = ROOT / "build" / "mathjax"
 STATIC = ROOT / "build" / "book-static" / "mathjax"
@@ -36,31 +36,67 @@ def mathjax():
     print(f"MathJax {MATHJAX_VERSION} served from {STATIC.relative_to(ROOT)}")
 
 
+GEN = ROOT / "book" / "_generated"
+SIDE = {"bn-updates": ROOT / "results" / "bn-updates", "noise": ROOT / "results" / "hardware-noise"}
+
+
 def figure5_fragment():
-    """Write the Markdown fragment that results.md includes for the CPU-scale Figure 5."""
-    out = ROOT / "book" / "_generated" / "figure5.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    parts = []
-    if (FIG5 / "figure5.png").exists():
-        parts.append("```{figure} /results/figure5-quick/figure5.png\n:name: fig-figure5-quick\n:width: 90%\n\n"
-                     "CPU-scale Figure 5, every method at lr 0.01: test accuracy against training images per class.\n```\n")
-    if (FIG5 / "paired.png").exists():
-        parts.append("```{figure} /results/figure5-quick/paired.png\n:name: fig-figure5-paired\n:width: 100%\n\n"
-                     "The same runs seed by seed: a seed's points are "
-                     "joined across methods (same training images); black bars are means.\n```\n")
-    if (FIG5 / "summary.md").exists():
-        parts.append("```{include} /results/figure5-quick/summary.md\n```\n")
-    if not parts:
-        parts.append("*No results yet: `results/figure5-quick/` does not hold `figure5.png` or `summary.md`.*\n")
-    out.write_text("\n".join(parts))
-    print(f"wrote {out.relative_to(ROOT)} ({'with results' if len(parts) > 1 or 'No results' not in parts[0] else 'placeholder'})")
-    split = out.with_name("lead_split.md")   # the ablation's figure, placed beside the ablation's paragraph
-    split.write_text("```{figure} /results/figure5-quick/lead_split.png\n:name: fig-figure5-lead-split\n:width: 70%\n\n"
-                     "L2T-ww's lead over FM one-to-one, per N: the part that matching 15 pairs with fixed weights "
-                     "gives (`fm-all-to-all`), and the part that learning *what* and *where* adds. Bars are means; "
-                     "dots are seeds (paired: the same images for all three methods).\n```\n"
-                     if (FIG5 / "lead_split.png").exists() else
-                     "*No figure yet: `results/figure5-quick/` does not hold `lead_split.png`.*\n")
+    """Draw Figure 5's figures and summary from the result files now, and write the fragments the pages include.
+
+    Nothing the pages show is a committed picture or table: ``summarize_figure5`` redraws ``figure5.png``,
+    ``paired.png``, ``lead_split.png`` and ``summary.md`` into ``book/_generated/figure5/`` with the code of
+    this checkout, and ``l2t.report`` writes the tables, so a page can never show an older figure.
+    """
+    from l2t import report
+    from l2t.reproduce import summarize_figure5
+    figures = GEN / "figure5"
+    if figures.exists():
+        shutil.rmtree(figures)   # nothing left over from an older build
+    figures.mkdir(parents=True)
+    if FIG5.is_dir():
+        summarize_figure5(FIG5, verbose=False, out=figures)
+    written = fragments(figures, report)
+    for name, text in written.items():
+        (GEN / name).write_text(text)
+    print(f"wrote {', '.join(sorted(written))} into {GEN}")
+
+
+def _figure(name, label, width, caption, figures):
+    """A MyST figure of ``figures/name`` (a line saying it is missing when there is none)."""
+    if not (figures / name).exists():
+        return f"*No figure yet: the results folder has no runs for `{name}`.*\n"
+    return f"```{{figure}} /book/_generated/figure5/{name}\n:name: {label}\n:width: {width}\n\n{caption}\n```\n"
+
+
+def fragments(figures, report):
+    """File name -> Markdown of every fragment the results pages include."""
+    out = {
+        "figure5-plot.md": _figure("figure5.png", "fig-results-figure5", "80%", FIG5_CAPTION, figures),
+        "lead_split.md": _figure("lead_split.png", "fig-figure5-lead-split", "70%", SPLIT_CAPTION, figures),
+        "fig5-table.md": report.mean_table(FIG5) + "\n",
+        "fig5-seeds.md": report.seeds_table(FIG5) + "\n",
+        "fig5-paired.md": report.paired_table(FIG5) + "\n",
+        "lr-2x2.md": report.two_by_two(FIG5) + "\n\n" + report.best_lr_table(FIG5) + "\n",
+        "bn-updates.md": report.variant_table(SIDE["bn-updates"], "l2t-ww", 10, 0.01, "l2t-ww-bnauthors") + "\n",
+        "hardware-noise.md": report.side_by_side(SIDE["noise"] / "native", SIDE["noise"] / "avx2",
+                                                 ("native (AVX-512)", "forced to AVX2")) + "\n",
+    }
+    parts = [_figure("paired.png", "fig-figure5-paired", "100%", PAIRED_CAPTION, figures)]
+    if (figures / "summary.md").exists():
+        parts.append("```{include} /book/_generated/figure5/summary.md\n```\n")
+    out["figure5.md"] = "\n".join(parts)
+    return out
+
+
+FIG5_CAPTION = ("Test accuracy against training images per class, every method at lr 0.01: mean ± standard deviation "
+                "over seeds, each seed a dot; `fm-all-to-all` (an ablation, not in the paper) dashed. Methods are "
+                "nudged apart along the axis so that their seeds stay readable. Drawn from the result files when "
+                "this book was built.")
+PAIRED_CAPTION = ("The same runs seed by seed: a seed's points are joined across methods (same training images); "
+                  "black bars are means.")
+SPLIT_CAPTION = ("L2T-ww's lead over FM one-to-one, per N: the part that matching 15 pairs with fixed weights gives "
+                 "(`fm-all-to-all`), and the part that learning *what* and *where* adds. Bars are means; dots are "
+                 "seeds (paired: the same images for all three methods).")
 
 
 if __name__ == "__main__":

@@ -43,3 +43,36 @@ def test_link_check_finds_missing_files_and_anchors(tmp_path):
     assert "missing anchor #nowhere" in text and "c.html -> missing file" in text
     assert "x.png -> missing file" in text and "from the network" in text
     assert len(problems) == 4
+
+
+def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp_path, monkeypatch):
+    """No page embeds a committed picture; the build redraws the figures and tables from the result files."""
+    import json
+    import re
+    from conftest import fig5
+    root = Path(__file__).resolve().parents[1]
+    for page in (root / "book").glob("*.md"):
+        assert not re.search(r"\{figure\}\s*/results/", page.read_text()), page.name
+    prepare = book_script("prepare")
+    results, gen = tmp_path / "figure5-quick", tmp_path / "_generated"
+    results.mkdir()
+    for method, accs in (("scratch", (30.0, 32.0)), ("l2t-ww", (33.0, 36.0)), ("fm-all-to-all", (34.0, 35.0))):
+        for seed, acc in enumerate(accs):
+            config = fig5({"method": method, "samples_per_class": 10, "seed": seed, "lr": 0.01,
+                           "lookahead_unreached": "zero-grad"})
+            r = {"config": config, "test_acc": acc, "best_val_acc": acc, "collapsed": False, "device": "cpu",
+                 "cpu_capability": "AVX512" if seed else "AVX2"}
+            (results / f"{method}-n10-s{seed}-lr0.01.json").write_text(json.dumps(r))
+    (gen / "figure5").mkdir(parents=True)
+    (gen / "figure5" / "stale.png").write_text("an older build's figure")
+    monkeypatch.setattr(prepare, "FIG5", results)
+    monkeypatch.setattr(prepare, "GEN", gen)
+    prepare.figure5_fragment()
+    assert not (gen / "figure5" / "stale.png").exists() and (gen / "figure5" / "figure5.png").stat().st_size > 1000
+    assert "/book/_generated/figure5/figure5.png" in (gen / "figure5-plot.md").read_text()
+    table = (gen / "fig5-table.md").read_text()
+    assert "| scratch | 31.00 ± 1.41 |" in table and "| L2T-ww | 34.50 ± 2.12 |" in table
+    paired = (gen / "fig5-paired.md").read_text()
+    assert "| 10 | scratch | +3.00, +4.00 | +3.50 [-2.85, +9.85] (2 seeds) |" in paired   # (t = 12.71)
+    assert "‡" not in paired   # same instruction set on each seed: both methods of a seed ran alike
+    assert "| 10 | 0.01 | 34.50 ± 2.12 | 34.50 ± 0.71 | +0.00 [-12.71, +12.71] (2 seeds) |" in (gen / "lr-2x2.md").read_text()

@@ -39,6 +39,27 @@ def prose(path):
     return found
 
 
+# the reproduction's reference pages may name machines and commands, never how the work went
+REFERENCE = [ROOT / "book" / f for f in ("results.md", "results_detail.md", "appendix.md")]
+HISTORY = re.compile(r"\b(lent|lend|lending)\b|\bsessions?\b|\bcommit [0-9a-f]{7,}|\(commit [0-9a-f]{7,}|\bdriver \d"
+                     r"|\bin the background\b|\breproduction paused\b", re.I)
+
+
+@pytest.mark.parametrize("path", REFERENCE, ids=lambda p: p.name)
+def test_reference_pages_hold_no_work_history(path):
+    hits = [f"{where}: {m.group(0)!r} in {text.strip()[:80]!r}" for where, text in prose(path)
+            for m in [HISTORY.search(text)] if m]
+    assert hits == [], "\n".join(hits)
+
+
+def test_the_history_check_finds_each_kind():
+    for text in ("some sessions were lent a GPU", "at commit 6c3b0f6", "Before (commit be0a796)", "driver 580.1",
+                 "ran in the background of other work", "with the background reproduction paused"):
+        assert HISTORY.search(text), text
+    for text in ("on an NVIDIA H100", "`l2t reproduce figure5`", "the CPU instruction set", "a 2-core AVX2 CPU"):
+        assert not HISTORY.search(text), text
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_chapter_prose_is_for_students(path):
     hits = [f"{where}: {m.group(0)!r} in {text.strip()[:80]!r}" for where, text in prose(path)

@@ -1,0 +1,163 @@
+"""The CPU-scale Figure 5 as Markdown tables, made from the result files (``book/prepare.py``, at every build).
+
+Each table reads ``results/<folder>/*.json`` through ``reproduce.load_results``, so a result counts only if
+its whole config is the recipe's. A pair of runs is compared seed by seed (same images, same initialisation);
+a pair whose two runs ran on different hardware (a GPU and a CPU, or two CPU instruction sets) is marked.
+"""
+from pathlib import Path
+
+from .plots import label
+from .reproduce import FIG5_DRAWN, figure5_planned, load_results, run_id, variant
+from .stats import paired_interval
+from .train import config_from_dict
+
+NS = (10, 25, 50, 100)
+
+
+def hardware(r):
+    """Where a result ran: its GPU, or ``cpu/<instruction set>`` (``cpu/?`` before results recorded it)."""
+    device = str(r.get("device", "cpu"))
+    return f"cpu/{r.get('cpu_capability') or '?'}" if device.startswith("cpu") else device
+
+
+def runs(folder, method, n, lr, name=None):
+    """seed -> result of ``method`` (``name``: with its variant suffix, default none) at N images per class, lr."""
+    name = method if name is None else name
+    return {r["config"]["seed"]: r for r in _results(folder) if r["config"]["method"] == method and
+            r["config"]["samples_per_class"] == n and r["config"]["lr"] == lr and
+            not r["config"].get("max_iters") and method + variant(r["config"]) == name}
+
+
+def _results(folder):
+    """The folder's results that count (``load_results``), read again only when a file changed."""
+    files = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(Path(folder).glob("*.json")))
+    key = (str(Path(folder).resolve()), files)
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = [r for r in load_results(folder, planned=figure5_planned) if r["config"].get("samples_per_class")]
+    return _CACHE[key]
+
+
+_CACHE = {}
+
+
+def paired(a, b, key="test_acc"):
+    """``a`` minus ``b`` on their common seeds: ``{'seeds', 'differences', 'mixed', mean, low, high, sd}``.
+
+    ``mixed``: the seeds whose two runs ran on different hardware (or one of them did not record its own).
+    """
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    d = [a[s][key] - b[s][key] for s in seeds]
+    mixed = [s for s in seeds if hardware(a[s]) != hardware(b[s])]   # a seed's two runs on different hardware
+    return {"seeds": seeds, "differences": d, "mixed": mixed, **paired_interval(d)}
+
+
+def _cell(p):
+    """'+1.23 [−0.5, +2.9] (3 seeds)' for a paired difference ('—' when there is none)."""
+    if p is None:
+        return "—"
+    ci = "" if p["low"] is None else f" [{p['low']:+.2f}, {p['high']:+.2f}]"
+    flag = " ‡" if p["mixed"] else ""   # the page explains the mark
+    return f"{p['mean']:+.2f}{ci} ({len(p['seeds'])} seed{'s' * (len(p['seeds']) > 1)}){flag}"
+
+
+def _mean(rs):
+    """'mean ± std' of the test accuracies of seed -> result ('x (1 seed)', '*not yet run*')."""
+    accs = [r["test_acc"] for r in rs.values()]
+    if not accs:
+        return "*not yet run*"
+    if len(accs) == 1:
+        return f"{accs[0]:.2f} (1 seed)"
+    mean = sum(accs) / len(accs)
+    std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def mean_table(folder, lr=0.01, methods=FIG5_DRAWN, ns=NS):
+    """Figure 5's table: test accuracy, mean ± std over seeds, per method and N, every method at ``lr``."""
+    lines = ["| method | " + " | ".join(f"N = {n}" for n in ns) + " |", "|---" * (len(ns) + 1) + "|"]
+    for m in methods:
+        lines.append(f"| {label(m)} | " + " | ".join(_mean(runs(folder, m, n, lr)) for n in ns) + " |")
+    return "\n".join(lines)
+
+
+def seeds_table(folder, lr=0.01, methods=FIG5_DRAWN, ns=(10, 25)):
+    """Per seed: test accuracy of every method at N images per class, to read the paired differences from."""
+    lines = []
+    for n in ns:
+        table = {m: runs(folder, m, n, lr) for m in methods}
+        seeds = sorted({s for rs in table.values() for s in rs})
+        lines += [f"| N = {n} | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---" * (len(seeds) + 1) + "|"]
+        lines += [f"| {label(m)} | " + " | ".join(f"{rs[s]['test_acc']:.2f}" if s in rs else "—" for s in seeds) + " |"
+                  for m, rs in table.items()] + [""]
+    return "\n".join(lines).strip()
+
+
+def paired_table(folder, lr=0.01, top="l2t-ww", methods=FIG5_DRAWN, ns=NS):
+    """``top`` minus each method, paired by seed, mean and 95 % t-interval, per N."""
+    lines = [f"| N | {label(top)} minus | per seed | mean [95 % interval] (seeds) |", "|---|---|---|---|"]
+    for n in ns:
+        mine = runs(folder, top, n, lr)
+        for m in methods:
+            p = paired(mine, runs(folder, m, n, lr)) if m != top else None
+            if p:
+                lines.append(f"| {n} | {label(m)} | {', '.join(f'{v:+.2f}' for v in p['differences'])} | {_cell(p)} |")
+    return "\n".join(lines)
+
+
+def two_by_two(folder, lrs=(0.01, 0.03), ns=(10, 25)):
+    """L2T-ww and ``fm-all-to-all`` (the same 15 pairs, w uniform, lambda = 1) at two learning rates, per N."""
+    lines = ["| N | lr | L2T-ww | fm-all-to-all | L2T-ww minus fm-all-to-all |", "|---|---|---|---|---|"]
+    for n in ns:
+        for lr in lrs:
+            ww, fm = runs(folder, "l2t-ww", n, lr), runs(folder, "fm-all-to-all", n, lr)
+            lines.append(f"| {n} | {lr:g} | {_mean(ww)} | {_mean(fm)} | {_cell(paired(ww, fm))} |")
+    return "\n".join(lines)
+
+
+def best_lr(folder, method, n, lrs=(0.01, 0.03)):
+    """The lr of ``lrs`` with the best mean *validation* accuracy at N, over the seeds every lr ran; None if none."""
+    by_lr = {lr: runs(folder, method, n, lr) for lr in lrs}
+    common = set.intersection(*(set(rs) for rs in by_lr.values()))
+    if not common:
+        return None
+    return max(lrs, key=lambda lr: (sum(by_lr[lr][s]["best_val_acc"] for s in common), lr))
+
+
+def best_lr_table(folder, lrs=(0.01, 0.03), ns=(10, 25)):
+    """Each of L2T-ww and fm-all-to-all at its best lr per N (chosen on validation), and the paired difference."""
+    lines = ["| N | L2T-ww's lr | fm-all-to-all's lr | L2T-ww minus fm-all-to-all, each at its lr |", "|---|---|---|---|"]
+    for n in ns:
+        ww, fm = best_lr(folder, "l2t-ww", n, lrs), best_lr(folder, "fm-all-to-all", n, lrs)
+        if ww is None or fm is None:
+            lines.append(f"| {n} | {ww or '—'} | {fm or '—'} | — (a learning rate not yet run on the same seeds) |")
+            continue
+        lines.append(f"| {n} | {ww:g} | {fm:g} | "
+                     f"{_cell(paired(runs(folder, 'l2t-ww', n, ww), runs(folder, 'fm-all-to-all', n, fm)))} |")
+    return "\n".join(lines)
+
+
+def variant_table(folder, method, n, lr, other):
+    """Per seed, ``method`` and its variant ``other`` (e.g. ``l2t-ww-bnauthors``) at N and lr, and their difference."""
+    a, b = runs(folder, method, n, lr), runs(folder, method, n, lr, name=other)
+    lines = [f"| seed | {label(method)} | {label(other)} | difference |", "|---|---|---|---|"]
+    lines += [f"| {s} | {a[s]['test_acc']:.2f} | {b[s]['test_acc']:.2f} | {b[s]['test_acc'] - a[s]['test_acc']:+.2f} |"
+              for s in sorted(set(a) & set(b))]
+    return "\n".join(lines) if len(lines) > 2 else "*Not yet run.*"
+
+
+def side_by_side(a, b, names):
+    """The same runs made in two folders (e.g. two instruction sets): per run, both accuracies and the difference."""
+    ra, rb = ({_name(r): r for r in load_results(f)} for f in (a, b))
+    lines = [f"| run | {names[0]} | {names[1]} | difference |", "|---|---|---|---|"]
+    for name in sorted(set(ra) & set(rb)):
+        x, y = ra[name]["test_acc"], rb[name]["test_acc"]
+        lines.append(f"| `{name}` ({hardware(ra[name])} / {hardware(rb[name])}) | {x:.2f} | {y:.2f} | {x - y:+.2f} |")
+    return "\n".join(lines) if len(lines) > 2 else "*Not yet run.*"
+
+
+def _name(r):
+    """A result's run name (its file's stem)."""
+    return run_id(config_from_dict(r["config"]))
