@@ -3,6 +3,8 @@
 Run by ``make book`` before ``jupyter-book build``:
   * MathJax 3 comes from npm (``build/mathjax``) and is copied to ``build/book-static/mathjax``, which
     ``_config.yml`` lists as a static path, so the rendered pages typeset their math with no network;
+  * ``python book/prepare.py --readme`` remakes the README's tables the same way (a test fails while they
+    are stale);
   * the results pages' figures and tables are made from ``results/`` by this checkout's code into
     ``book/_generated/`` (``figure5_fragment``): never a committed picture, so never a stale one.
 """
@@ -99,6 +101,25 @@ SPLIT_CAPTION = ("L2T-ww's lead over FM one-to-one, per N: the part that matchin
                  "seeds (paired: the same images for all three methods).")
 
 
+README_BLOCKS = {"fig5-table": "mean_table", "fig5-paired": "paired_table"}   # marker in README.md -> l2t.report
+
+
+def readme_blocks(text):
+    """README.md's text with its generated blocks (``<!-- NAME: generated ... -->`` to ``<!-- end NAME -->``) remade."""
+    import re
+    from l2t import report
+    for name, function in README_BLOCKS.items():
+        table = getattr(report, function)(FIG5)
+        text, found = re.subn(rf"(<!-- {name}: generated from results/figure5-quick -->\n).*?(<!-- end {name} -->)",
+                              lambda m: m.group(1) + table + "\n" + m.group(2), text, flags=re.S)
+        if found != 1:
+            sys.exit(f"README.md: expected one <!-- {name}: ... --> block, found {found}")
+    return text
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--readme"]:   # after new results land: the README's tables, from the result files
+        (ROOT / "README.md").write_text(readme_blocks((ROOT / "README.md").read_text()))
+        sys.exit(0)
     mathjax()
     figure5_fragment()

@@ -76,3 +76,10 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     assert "| 10 | scratch | +3.00, +4.00 | +3.50 [-2.85, +9.85] (2 seeds) |" in paired   # (t = 12.71)
     assert "‡" not in paired   # same instruction set on each seed: both methods of a seed ran alike
     assert "| 10 | 0.01 | 34.50 ± 2.12 | 34.50 ± 0.71 | +0.00 [-12.71, +12.71] (2 seeds) |" in (gen / "lr-2x2.md").read_text()
+
+
+def test_the_readme_tables_are_the_ones_the_result_files_give():
+    """README.md's Figure 5 tables are generated (``python book/prepare.py --readme``); stale ones fail here."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    assert book_script("prepare").readme_blocks(text) == text, "run: python book/prepare.py --readme"
