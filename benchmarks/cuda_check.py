@@ -107,7 +107,8 @@ def perturbation(source, source_name, batch, out):
         ref = one_step("cpu", images, labels, source, "fp64", lr)
         moved = one_step("cpu", images, labels, source, "fp64", lr, perturb=2.0 ** -24)
         before, after = ce_step(images, labels, lr)
-        report[f"lr={lr}"] = {"theta_rel_change": rel(moved[0], ref[0]), "meta_gradient_rel_change": rel(moved[1], ref[1]),
+        report[f"lr={lr}"] = {"theta_rel_change": rel(moved[0], ref[0]),
+                              "meta_gradient_rel_change": rel(moved[1], ref[1]),
                               "ce_before_step": before, "ce_after_step": after}
     write_report(report, out)
 
@@ -135,7 +136,8 @@ def main():
     gpu = one_step("cuda", images, labels, source)
     report = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name(), "torch": torch.__version__,
               "source": source_name, "images": images_name, "batch": args.batch,
-              "cuda_vs_cpu_fp64": {"theta_rel_error": rel(gpu[0], cpu[0]), "meta_gradient_rel_error": rel(gpu[1], cpu[1]),
+              "cuda_vs_cpu_fp64": {"theta_rel_error": rel(gpu[0], cpu[0]),
+                                   "meta_gradient_rel_error": rel(gpu[1], cpu[1]),
                                    "meta_gradient_norm": float(cpu[1].norm()), "cpu_step_s": cpu[2],
                                    "cuda_step_s": gpu[2]},
               "precision_vs_cuda_fp64": {}}

@@ -10,7 +10,8 @@ Adam's first steps move phi by about lr * sign(gradient). So the script also run
 ``--before`` library on one thread instead of two, which changes only the order of float32 sums. The change
 passes when its differences are of the control's size.
 
-    python benchmarks/curve_agreement.py --before /tmp/before [--epochs 6] [--out benchmarks/results/curve_agreement-cpu.json]
+    python benchmarks/curve_agreement.py --before /tmp/before [--epochs 6]
+        [--out benchmarks/results/curve_agreement-cpu.json]
 """
 import argparse
 import json

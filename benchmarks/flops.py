@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from step_time import CONFIGS, make_trainer, variant_label
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def count(method, T, order, every, batch):
@@ -43,8 +42,8 @@ def main():
     print(f"{'method':<16}{'T':>3}{'meta-gradient':>22}{'GFLOP':>10}{'x scratch':>11}{'source GFLOP':>14}")
     for r in rows:
         r["ratio_to_scratch"] = r["gflop"] / scratch
-        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant_label(r):>22}{r['gflop']:>10.1f}"
-              f"{r['ratio_to_scratch']:>11.2f}{r['source_gflop']:>14.1f}")
+        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant_label(r):>22}"
+              f"{r['gflop']:>10.1f}{r['ratio_to_scratch']:>11.2f}{r['source_gflop']:>14.1f}")
     report = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "batch": args.batch, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))

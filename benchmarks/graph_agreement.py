@@ -69,7 +69,8 @@ def main():
             report["runs"].append(r)
             print(f"{method:8s} {'deterministic' if deterministic else 'default':13s} relative loss difference per "
                   f"iteration, eager2 | graph (replays from iteration 3):")
-            print("   " + "  ".join(f"{row['eager2_vs_eager']:.1e}|{row['graph_vs_eager']:.1e}" for row in r["iterations"]))
+            print("   " + "  ".join(f"{row['eager2_vs_eager']:.1e}|{row['graph_vs_eager']:.1e}"
+                                    for row in r["iterations"]))
             print("   at the end: " + ", ".join(f"{k} {v:.1e}" for k, v in r["end"].items()))
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)

@@ -17,9 +17,8 @@ import subprocess
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-
 from step_time import make_trainer
+from torch.profiler import ProfilerActivity, profile
 
 CONFIGS = [("scratch", 2), ("fm-one-to-one", 2), ("l2t-ww", 1), ("l2t-ww", 2), ("l2t-ww", 3)]
 

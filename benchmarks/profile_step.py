@@ -9,9 +9,8 @@ import argparse
 import time
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-
 from step_time import make_trainer
+from torch.profiler import ProfilerActivity, profile
 
 
 def main():

@@ -34,6 +34,7 @@ def variant_label(row):
 def make_trainer(method, T, order, every, bf16, device, batch, graph=0):
     """A Trainer on one random batch with the paper's source (else a random ResNet32) and a VGG9 target."""
     import torch
+
     from l2t.models import build_model, load_source
     from l2t.train import Config, Trainer
     torch.manual_seed(0)
@@ -101,14 +102,15 @@ def main():
                "--device", args.device,
                "--iters", str(args.iters), "--warmup", str(args.warmup), "--batch", str(args.batch)]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
-        print(f"  measured {method} T={T} {order} every={every} bf16={bf16} graph={graph}: {rows[-1]['median_s']:.3f} s",
-              file=sys.stderr, flush=True)
-    base = {(r["bf16"], r["cuda_graph"]): r["median_s"] for r in rows if r["method"] == "scratch"}   # scratch, same mode
+        print(f"  measured {method} T={T} {order} every={every} bf16={bf16} graph={graph}: "
+              f"{rows[-1]['median_s']:.3f} s", file=sys.stderr, flush=True)
+    base = {(r["bf16"], r["cuda_graph"]): r["median_s"]
+            for r in rows if r["method"] == "scratch"}   # scratch, same mode
     print(f"{'method':<16}{'T':>3}{'meta-gradient':>22}{'s/iter':>10}{'x scratch':>11}{'peak RSS MiB':>14}")
     for r in rows:
         r["ratio_to_scratch"] = r["median_s"] / base[(r["bf16"], r["cuda_graph"])]
-        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant_label(r):>22}{r['median_s']:>10.3f}"
-              f"{r['ratio_to_scratch']:>11.2f}{r['peak_rss_mib']:>14.0f}"
+        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant_label(r):>22}"
+              f"{r['median_s']:>10.3f}{r['ratio_to_scratch']:>11.2f}{r['peak_rss_mib']:>14.0f}"
               + (f"  cuda {r['cuda_max_allocated_mib']:.0f} MiB" if "cuda_max_allocated_mib" in r else ""))
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
         f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -78,7 +78,8 @@ def check_links(build):
     def anchors(path):
         if path not in ids:
             soup = BeautifulSoup(path.read_text(errors="replace"), "html.parser")
-            ids[path] = {t.get("id") for t in soup.find_all(id=True)} | {t.get("name") for t in soup.find_all("a", attrs={"name": True})}
+            ids[path] = ({t.get("id") for t in soup.find_all(id=True)}
+                         | {t.get("name") for t in soup.find_all("a", attrs={"name": True})})
         return ids[path]
 
     pages = [p for p in build.rglob("*.html") if "_static" not in p.parts]

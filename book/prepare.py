@@ -107,6 +107,7 @@ README_BLOCKS = {"fig5-table": "mean_table", "fig5-paired": "paired_table"}   # 
 def readme_blocks(text):
     """README.md's text with its generated blocks (``<!-- NAME: generated ... -->`` to ``<!-- end NAME -->``) remade."""
     import re
+
     from l2t import report
     for name, function in README_BLOCKS.items():
         table = getattr(report, function)(FIG5)

@@ -1,5 +1,4 @@
 """Baseline transfer losses: attention transfer (AT) and learning without forgetting (LwF)."""
-import torch
 import torch.nn.functional as F
 
 

@@ -2,7 +2,7 @@
 import argparse
 import json
 import sys
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import yaml
@@ -11,7 +11,6 @@ from .lookahead import UNREACHED
 from .methods import METHODS
 from .pairs import NAMES
 from .train import BN_UPDATES, Config, NonFiniteLoss, WriteError
-
 
 HELP = {   # one line per Config field; the default is appended (methods are listed here, not as argparse choices,
 # so that a wrong one is l2t's one-line error rather than argparse's usage block)
@@ -63,7 +62,8 @@ def _add_config_flags(p):
 def _typed(name, value, path):
     """A YAML value as its Config field's type: YAML 1.1 reads ``1e-3`` as a string, ``0.001`` as a float."""
     typ = {f.name: f.type for f in fields(Config)}[name]
-    if typ in (int, float) and isinstance(value, str) or typ is float and isinstance(value, int) and not isinstance(value, bool):
+    if (typ in (int, float) and isinstance(value, str)
+            or typ is float and isinstance(value, int) and not isinstance(value, bool)):
         try:
             return typ(value)
         except ValueError:

@@ -6,7 +6,6 @@ disagreement) and returns True or False. A function that raises, returns ``None`
 ``...``) or returns the wrong shape fails with that reason; nothing a student writes can crash the grader.
 """
 import torch
-import torch.nn.functional as F
 
 from .baselines import at_loss
 from .matching import Regressors, wfm_loss
@@ -94,7 +93,10 @@ def check_where(fn):
 
 
 def check_sgd_step(fn):
-    """Exercise (chapter 05): ``fn(params, grads, bufs, lr, mu, wd)`` = one ``torch.optim.SGD`` step, a None grad as zero."""
+    """Exercise (chapter 05): ``fn(params, grads, bufs, lr, mu, wd)`` = one ``torch.optim.SGD`` step.
+
+    A None grad counts as zero.
+    """
     gen = torch.Generator().manual_seed(5)
 
     def case(lr, mu, wd):
@@ -115,7 +117,8 @@ def check_sgd_step(fn):
             for k, q in enumerate(copies):
                 unreached = " (its grad is None)" if grads[k] is None else ""
                 problem = (differs(out[0][k], q.detach(), f"parameter {k}{unreached}", 1e-12) or
-                           differs(out[1][k], opt.state[q]["momentum_buffer"], f"momentum buffer {k}{unreached}", 1e-12))
+                           differs(out[1][k], opt.state[q]["momentum_buffer"], f"momentum buffer {k}{unreached}",
+                                   1e-12))
                 if problem:
                     return f"lr {lr:g}, momentum {mu:g}, weight decay {wd:g}: {problem}"
             return None
@@ -201,7 +204,8 @@ def check_paired(fn):
                 return f"returned {got!r}, expected (mean, low, high)"
             return differs(torch.tensor(got, dtype=torch.float64),
                            torch.tensor([want["mean"], want["low"], want["high"]], dtype=torch.float64),
-                           f"seeds {seeds}" + (f" (a also has seed {list(extra)})" if extra else "") + f", level {level}")
+                           f"seeds {seeds}" + (f" (a also has seed {list(extra)})" if extra else "")
+                           + f", level {level}")
         return check
 
     return report("paired differences with a t-interval", [case([0, 1, 2], {}, 0.95), case([0, 1], {}, 0.95),

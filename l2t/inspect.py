@@ -80,7 +80,8 @@ def _read_artefact(path, key):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} is not a readable l2t artefact ({type(e).__name__}); was it cut off mid-copy?") from None
+        raise ValueError(f"{path} is not a readable l2t artefact ({type(e).__name__}); "
+                         "was it cut off mid-copy?") from None
     if not isinstance(state, dict) or not {key, "config"} <= set(state):
         raise ValueError(f"{path} is not an l2t artefact: it lacks {key!r} or 'config'")
     return state

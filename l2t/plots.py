@@ -1,4 +1,7 @@
-"""Plots the book and the CLI share: the lambda graph (paper Fig. 3d) and heat map, Figure 5, its per-seed pairing, the lead split."""
+"""Plots the book and the CLI share.
+
+The lambda graph (paper Fig. 3d) and heat map, Figure 5, its per-seed pairing, the lead split.
+"""
 import matplotlib.pyplot as plt
 
 
@@ -108,7 +111,8 @@ def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (C
     return ax.figure
 
 
-def paired_plot(summary, methods=None, top="l2t-ww", title="Per seed: the same training images for every method (CPU-scale)"):
+def paired_plot(summary, methods=None, top="l2t-ww",
+                title="Per seed: the same training images for every method (CPU-scale)"):
     """One panel per N: each method's per-seed test accuracies, a seed's points joined across methods.
 
     A seed fixes the training subset and the initialisation, so a line that rises from one method to the
@@ -173,7 +177,8 @@ def lead_split_plot(summary, title="L2T-ww's lead over FM (one-to-one), split (C
     fig, ax = plt.subplots(figsize=(6, 4.8))
     for i, (n, d) in enumerate(split.items()):
         pairs, weights = sum(d["pairs"]) / len(d["seeds"]), sum(d["weights"]) / len(d["seeds"])
-        ax.bar(i, pairs, color="tab:red", alpha=0.6, label="15 pairs, fixed w and λ (fm-all-to-all − FM)" if i == 0 else None)
+        ax.bar(i, pairs, color="tab:red", alpha=0.6,
+               label="15 pairs, fixed w and λ (fm-all-to-all − FM)" if i == 0 else None)
         ax.bar(i, abs(weights), bottom=min(pairs, pairs + weights), color="tab:purple", alpha=0.6,
                hatch="///" if weights < 0 else None, edgecolor="k" if weights < 0 else None, lw=0,
                label="learned w and λ (L2T-ww − fm-all-to-all; hatched: negative)" if i == 0 else None)

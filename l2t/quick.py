@@ -4,7 +4,9 @@ from . import data as D
 
 def small_data(dataset="cifar10", per_class=10, val_per_class=10, test_per_class=50, seed=0, root=None,
                exclude=()):
-    """``{'train', 'val', 'test'} -> (uint8 images, labels)``: N train images per class (Fig. 5), disjoint val, fixed test subset.
+    """``{'train', 'val', 'test'} -> (uint8 images, labels)``: N train images per class (Fig. 5).
+
+    With a disjoint val split and a fixed test subset.
 
     ``out['indices']`` holds the chosen indices of each split (e.g. to pass as ``exclude`` for other data).
     Train and validation images come from the training set and never overlap (nor meet ``exclude``); the

@@ -133,7 +133,8 @@ def best_lr(folder, method, n, lrs=(0.01, 0.03)):
 
 def best_lr_table(folder, lrs=(0.01, 0.03), ns=(10, 25)):
     """Each of L2T-ww and fm-all-to-all at its best lr per N (chosen on validation), and the paired difference."""
-    lines = ["| N | L2T-ww's lr | fm-all-to-all's lr | L2T-ww minus fm-all-to-all, each at its lr |", "|---|---|---|---|"]
+    lines = ["| N | L2T-ww's lr | fm-all-to-all's lr | L2T-ww minus fm-all-to-all, each at its lr |",
+             "|---|---|---|---|"]
     for n in ns:
         ww, fm = best_lr(folder, "l2t-ww", n, lrs), best_lr(folder, "fm-all-to-all", n, lrs)
         if ww is None or fm is None:

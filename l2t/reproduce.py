@@ -191,7 +191,10 @@ def read_lr_choice(results):
 
 
 def chosen_lr(choice, config):
-    """The lr that counts for a run (config dict): its exact method's choice (same lookahead rule), else its option's own grid's."""
+    """The lr that counts for a run (config dict).
+
+    Its exact method's choice (same lookahead rule), else its option's own grid's.
+    """
     rule = "-kept" if variant(config).endswith("-kept") else ""
     for key in (config["method"] + rule, config["method"] + variant(config)):
         if key in choice:
@@ -293,7 +296,8 @@ def _read_result(path, cfg=None):
         r = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return None, f"not readable JSON ({type(e).__name__})"
-    if not isinstance(r, dict) or not isinstance(r.get("config"), dict) or not isinstance(r.get("test_acc"), (int, float)):
+    if (not isinstance(r, dict) or not isinstance(r.get("config"), dict)
+            or not isinstance(r.get("test_acc"), (int, float))):
         return None, "not a run result (no config or test_acc)"
     if isinstance(r["test_acc"], bool) or not 0 <= r["test_acc"] <= 100:   # NaN fails the comparison too
         return None, f"its test_acc {r['test_acc']!r} is not a percentage in [0, 100]"
@@ -519,8 +523,12 @@ def paired_table(paired, top="l2t-ww"):
 
 
 def _figure5_figures(summary, own, out, lr):
-    """figure5.png (the paper's five lines at lr, fm-all-to-all dashed), paired.png, lead_split.png, figure5-own-lr.png."""
+    """figure5.png, paired.png, lead_split.png, figure5-own-lr.png.
+
+    figure5.png: the paper's five lines at lr, fm-all-to-all dashed.
+    """
     import matplotlib.pyplot as plt
+
     from .plots import figure5_plot, lead_split, lead_split_plot, paired_plot
     figures = []
     if summary:

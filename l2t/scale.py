@@ -1,4 +1,7 @@
-"""The notebooks' three scales, chosen by the reader: quick (a CPU), gpu (one Colab GPU), paper (the paper's recipes)."""
+"""The notebooks' three scales, chosen by the reader.
+
+quick (a CPU), gpu (one Colab GPU), paper (the paper's recipes).
+"""
 SCALES = ("quick", "gpu", "paper")
 
 

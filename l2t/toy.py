@@ -1,4 +1,4 @@
-"""A toy meta-gradient problem: Algorithm 1 (lines 4-8) on tiny double-precision networks, checkable by finite differences.
+"""A toy meta-gradient problem: Algorithm 1 (lines 4-8) on tiny float64 networks, checkable by finite differences.
 
 The pieces are the library's own (``Regressors``, ``What``, ``Where``, ``meta_gradient``); only the two
 networks are tiny (two conv-BN-ReLU maps each, 8x8 inputs), so that the outer loss L_org(theta_{T+1}) can be
@@ -96,7 +96,10 @@ def toy_problem(seed=0, batch=6, lr=0.1, momentum=0.9, weight_decay=1e-2, beta=0
 
 
 def exact_meta_gradient(problem, T=2, unreached="zero-grad"):
-    """(L_org(theta_{T+1}), grad_phi of it) by ``l2t.lookahead.meta_gradient`` (Alg. 1 lines 5-8); zeros where phi is unused."""
+    """(L_org(theta_{T+1}), grad_phi of it) by ``l2t.lookahead.meta_gradient`` (Alg. 1 lines 5-8).
+
+    Zeros where phi is unused.
+    """
     sf = problem.source_features
     outer, _ = meta_gradient(problem.target, problem.regressors, sf, problem.x, problem.y, problem.what(sf),
                              _lambda(problem, sf), problem.optimizer, problem.beta, T, unreached=unreached)
@@ -124,7 +127,9 @@ def _clear_grads(opt, unreached):
 
 
 def lookahead_by_sgd(problem, T=2, unreached="zero-grad"):
-    """theta_{T+1} by ``torch.optim.SGD`` itself on copies (Alg. 1 lines 5-6): the ground truth, as (target, regressors).
+    """theta_{T+1} by ``torch.optim.SGD`` itself on copies (Alg. 1 lines 5-6): the ground truth.
+
+    Returned as (target, regressors).
 
     ``unreached="zero-grad"``: every parameter enters each step with a zeroed gradient, so the classifier
     (not reached by L_wfm) and the regressors (not reached by L_org) still move by momentum and weight decay;

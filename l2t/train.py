@@ -30,7 +30,7 @@ from .matching import Regressors, pooled, wfm_coefficients
 from .meta import What, Where
 from .methods import method
 from .models import build_model, image_size, load_source
-from .pairs import CONFIGS, NAMES, parse_pairs
+from .pairs import NAMES, parse_pairs
 
 VAL_SEED = 2019  # the validation subset is the same for every run, method and seed
 HOW_TO_RUN = ("device", "cuda_graph", "workers", "out", "ckpt_every", "max_iters", "eval_test")   # not what a run is
@@ -66,7 +66,8 @@ class Config:
                                  # rule: momentum and weight decay still move it); "kept": it stays (PyTorch 2's SGD)
     bn_updates: str = "once"     # BatchNorm running statistics per iteration: "once" (line 4 only), or "authors":
                                  # also a train-mode forward at theta_0 after the meta-step, as the authors' code
-    bf16: bool = False           # bf16 autocast for the first-order parts (source pass, line-4 step); lookahead stays fp32
+    bf16: bool = False           # bf16 autocast for the first-order parts (source pass, line-4 step);
+                                 # lookahead stays fp32
     cuda_graph: bool = False     # replay each iteration as CUDA graphs (l2t.cudagraph); CUDA only
     at_beta: float = 1e3
     lwf_weight: float = 1.0
@@ -92,7 +93,8 @@ class Config:
             raise ValueError(f"T (lookahead steps on the matching loss) must be >= 0, got {self.T}")
         reals = {"lr": (self.lr, False), "beta": (self.beta, True), "weight_decay": (self.weight_decay, True),
                  "meta_lr": (self.meta_lr, True), "meta_weight_decay": (self.meta_weight_decay, True),
-                 "momentum": (self.momentum, True), "at_beta": (self.at_beta, True), "lwf_weight": (self.lwf_weight, True)}
+                 "momentum": (self.momentum, True), "at_beta": (self.at_beta, True),
+                 "lwf_weight": (self.lwf_weight, True)}
         for name, (value, zero_ok) in reals.items():   # NaN fails every comparison, so it is caught here too
             if not (value >= 0 if zero_ok else value > 0) or not math.isfinite(value):
                 raise ValueError(f"--{name.replace('_', '-')} must be a finite number {'>= 0' if zero_ok else '> 0'}, "
@@ -382,7 +384,7 @@ class Trainer:
         another run's files (or this run's, without ``resume``) is refused unless ``overwrite``, which moves
         the old files aside into ``out/replaced-<time>/``.
         """
-        cfg, out = self.cfg, Path(self.cfg.out)
+        out = Path(self.cfg.out)
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {out} is a file, not a folder; choose a folder for the run's files")
         try:
@@ -390,7 +392,8 @@ class Trainer:
             (out / ".write-check").touch()
             (out / ".write-check").unlink()
         except OSError as e:   # a parent that is a file, a read-only folder: before any work, in one line
-            raise ValueError(f"--out {out} cannot hold the run's files ({e.strerror or e}); choose another --out") from None
+            raise ValueError(f"--out {out} cannot hold the run's files ({e.strerror or e}); "
+                             "choose another --out") from None
         with _run_lock(out):
             return self._fit(out, resume, progress, overwrite)
 
@@ -497,7 +500,8 @@ class Trainer:
                                 f"Try a smaller learning rate (--lr) or beta.")
         state = [v for v in self.model.state_dict().values() if v.is_floating_point()]
         if not bool(torch.stack([torch.isfinite(v).all() for v in state]).all()):
-            raise NonFiniteLoss(f"{self.cfg.method}: the weights or BatchNorm statistics became non-finite at epoch {self.epoch}, step "
+            raise NonFiniteLoss(f"{self.cfg.method}: the weights or BatchNorm statistics became non-finite "
+                                f"at epoch {self.epoch}, step "
                                 f"{len(losses) - 1} (the loss was still finite); {self._kept()}. "
                                 f"Try a smaller learning rate (--lr) or beta.")
         row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
@@ -510,7 +514,9 @@ class Trainer:
         """What a stopped run leaves behind, truthfully: its last checkpoint, or none."""
         ckpt = Path(self.cfg.out) / "checkpoint.pt"
         if ckpt.exists():
-            return f"the last good checkpoint (epoch {torch.load(ckpt, map_location='cpu', weights_only=True, mmap=True)['epoch']}) is kept in {ckpt}"
+            return (f"the last good checkpoint "
+                    f"(epoch {torch.load(ckpt, map_location='cpu', weights_only=True, mmap=True)['epoch']}) "
+                    f"is kept in {ckpt}")
         return "no checkpoint was saved before it (nothing to resume)"
 
     # ---- evaluation ----
@@ -622,7 +628,8 @@ def read_checkpoint(path, device="cpu"):
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} is not a readable l2t checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+        raise ValueError(f"{path} is not a readable l2t checkpoint "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
                          f"it may be truncated by a kill during a save. Start the run again with --overwrite "
                          f"(the file is moved aside)") from None
     if not isinstance(state, dict) or not {"epoch", "model", "config"} <= set(state):
@@ -689,7 +696,8 @@ def _atomic_write_text(path, text):
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise WriteError(f"could not write {path} ({e.strerror or e}); is the disk full or the folder read-only?") from None
+        raise WriteError(f"could not write {path} ({e.strerror or e}); "
+                         "is the disk full or the folder read-only?") from None
 
 
 def device_name(device):
@@ -702,6 +710,7 @@ def device_name(device):
 def versions():
     """Versions of the packages a result depends on."""
     import torchvision
+
     from . import __version__
     return {"l2t": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version()}

@@ -41,7 +41,11 @@ def book_script(name):
 
 
 def fig5(config):
-    """A stored result's config as the CPU-scale Figure 5 recipe plans it, with these fields (method, N, seed, lr...)."""
+    """A stored result's config as the CPU-scale Figure 5 recipe plans it.
+
+    With these fields (method, N, seed, lr...).
+    """
     from dataclasses import asdict
+
     from l2t.reproduce import figure5_planned
     return asdict(figure5_planned(config))

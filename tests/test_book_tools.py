@@ -19,7 +19,8 @@ def test_toc_lists_every_chapter_once():
     assert len(pages) == len(set(pages))
     notebooks = [p for p in pages if p.startswith("notebooks/") and not p.startswith("notebooks/student/")]
     assert [p.split("/")[1][:2] for p in notebooks] == [f"{i:02d}" for i in range(1, 12)]
-    students = sorted(p.removeprefix("notebooks/student/") + ".ipynb" for p in pages if p.startswith("notebooks/student/"))
+    students = sorted(p.removeprefix("notebooks/student/") + ".ipynb"
+                      for p in pages if p.startswith("notebooks/student/"))
     assert students == sorted(p.name for p in (ROOT / "notebooks" / "student").glob("*.ipynb"))   # each one, once
     for page in ("book/paper", "book/results", "book/teaching", "book/instructors", "book/references", "book/appendix"):
         assert page in pages
@@ -49,6 +50,7 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     """No page embeds a committed picture; the build redraws the figures and tables from the result files."""
     import json
     import re
+
     from conftest import fig5
     root = Path(__file__).resolve().parents[1]
     for page in (root / "book").glob("*.md"):
@@ -75,7 +77,8 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     paired = (gen / "fig5-paired.md").read_text()
     assert "| 10 | scratch | +3.00, +4.00 | +3.50 [-2.85, +9.85] (2 seeds) |" in paired   # (t = 12.71)
     assert "‡" not in paired   # same instruction set on each seed: both methods of a seed ran alike
-    assert "| 10 | 0.01 | 34.50 ± 2.12 | 34.50 ± 0.71 | +0.00 [-12.71, +12.71] (2 seeds) |" in (gen / "lr-2x2.md").read_text()
+    assert ("| 10 | 0.01 | 34.50 ± 2.12 | 34.50 ± 0.71 | +0.00 [-12.71, +12.71] (2 seeds) |"
+            in (gen / "lr-2x2.md").read_text())
 
 
 def test_the_readme_tables_are_the_ones_the_result_files_give():

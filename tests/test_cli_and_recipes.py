@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import fig5, metrics, needs_cifar10, needs_source
 from PIL import Image
 
-from conftest import fig5, metrics, needs_cifar10, needs_source
 from l2t import plots
 from l2t import reproduce as R
 from l2t.cli import main
@@ -127,7 +127,8 @@ def cub200_standin(tmp_path, monkeypatch):
     monkeypatch.setenv("L2T_DATA", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     # the ImageNet source needs a download; a random ResNet34 stands in for it
-    monkeypatch.setattr(T, "build_source", lambda arch, path, sha256=None: build_model(arch, 1000).eval().requires_grad_(False))
+    monkeypatch.setattr(T, "build_source",
+                        lambda arch, path, sha256=None: build_model(arch, 1000).eval().requires_grad_(False))
 
 
 def test_224_setting_trains_from_imagefolder_with_paper_transforms(tmp_path, monkeypatch):
@@ -139,6 +140,7 @@ def test_224_setting_trains_from_imagefolder_with_paper_transforms(tmp_path, mon
     assert plan[0].target == "resnet18" and plan[0].batch_size == 64 and len(r["pairs"]) == 16
     assert r["iterations"] == 1 and r["n_train"] == 8 and 0 <= r["test_acc"] <= 100
     from torchvision import transforms as TV
+
     from l2t.train import prepare_data
     data = prepare_data(plan[0])   # the paper's transforms: random-resized crops to train, a centre crop to score
     train = [type(t) for t in data["train"].dataset.transform.transforms]
@@ -218,7 +220,8 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     assert abs(s["mean"] - 25.0) < 1e-9 and abs(s["std"] - 10.4403) < 1e-4   # the sample std (n - 1), as in the paper
     assert list(summary) == ["scratch"]              # every method at lr 0.01: the lr 0.1 runs are not in it
     own = R.own_lr_json(R.own_lr_summary(folder))    # the secondary view: each at its chosen lr
-    assert own["scratch"][10]["test_acc"] == [30.0, 32.0, 13.0] and "l2t-ww-kept [lr 0.1, grid not finished]" in own   # no rule recorded: an old run
+    assert (own["scratch"][10]["test_acc"] == [30.0, 32.0, 13.0]
+            and "l2t-ww-kept [lr 0.1, grid not finished]" in own)   # no rule recorded: an old run
     text = (folder / "summary.md").read_text()
     assert "s2: 13.00*" in text and "12.00" not in text
     assert "s1: 32.00†" in text and "s0: 30.00," in text and "† run on NVIDIA H200" in text
@@ -458,6 +461,7 @@ def test_the_packaged_figure5_quick_config_is_the_protocol_of_l2t_reproduce():
 
 def test_make_demo_repeats_the_stored_figure5_runs_at_n10_seed0(monkeypatch):
     import shlex
+
     from l2t import cli
     lines = Path("Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0].splitlines()
     trains = [shlex.split(line.strip())[1:] for line in lines if "l2t train" in line]
@@ -470,7 +474,8 @@ def test_make_demo_repeats_the_stored_figure5_runs_at_n10_seed0(monkeypatch):
     for cfg in seen:
         stored = json.loads(Path(f"results/figure5-quick/{cfg.method}-n10-s0-lr0.01.json").read_text())["config"]
         mine = asdict(cfg)   # a field newer than a stored result keeps its default there
-        assert {k: v for k, v in mine.items() if k not in how} == {k: stored.get(k, mine[k]) for k in mine if k not in how}
+        assert ({k: v for k, v in mine.items() if k not in how}
+                == {k: stored.get(k, mine[k]) for k in mine if k not in how})
     assert [c.method for c in seen] == ["scratch", "l2t-ww"]
 
 

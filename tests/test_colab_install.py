@@ -1,7 +1,6 @@
 """The notebooks' Colab cell: the same in every notebook, and its commands work against a local clone (file://)."""
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys

@@ -1,8 +1,8 @@
 """Data: per-class subsets, tensor augmentation, the data root, clear errors."""
 import pytest
 import torch
-
 from conftest import needs_cifar10
+
 from l2t import data as D
 
 
@@ -54,7 +54,8 @@ def test_cifar10_is_found_in_imagefolder_layout_and_splits_load():
 
 
 ORIGINAL = D.data_root() / "splits" / "original"
-needs_original_splits = pytest.mark.skipif(not ORIGINAL.is_dir(), reason="the authors' split files are not under L2T_DATA")
+needs_original_splits = pytest.mark.skipif(not ORIGINAL.is_dir(),
+                                           reason="the authors' split files are not under L2T_DATA")
 
 
 @needs_original_splits
@@ -94,8 +95,8 @@ def test_a_missing_split_is_fetched_from_the_authors_file_checked_and_stored(tmp
 
 def tiny_cifar10_folder(root, per_class=2):
     """A CIFAR-10-shaped ImageFolder (10 classes, 32x32 PNGs) under ``root/cifar10/{train,test}``."""
-    from PIL import Image
     import numpy as np
+    from PIL import Image
     rng = np.random.default_rng(0)
     for part in ("train", "test"):
         for c in range(10):
@@ -124,6 +125,7 @@ def test_perturbed_copy_moves_every_pixel_by_one_and_keeps_each_image_with_its_l
 
 def test_a_torchvision_format_copy_loads_through_torchvision_with_its_own_fingerprint(tmp_path, monkeypatch):
     import json
+
     import numpy as np
     from torchvision.datasets import CIFAR10
     from torchvision_copy import main
@@ -133,11 +135,13 @@ def test_a_torchvision_format_copy_loads_through_torchvision_with_its_own_finger
     md5 = json.loads((dst / "torchvision-md5.json").read_text())
     with pytest.raises(FileNotFoundError, match="could not be downloaded"):   # torchvision checks its md5 sums
         D.load_dataset("cifar10", root=dst, download=False)
-    monkeypatch.setattr(CIFAR10, "train_list", [[n, md5[n]] for n, _ in CIFAR10.train_list])   # as tests/torchvision_site
+    monkeypatch.setattr(CIFAR10, "train_list",
+                        [[n, md5[n]] for n, _ in CIFAR10.train_list])   # as tests/torchvision_site
     monkeypatch.setattr(CIFAR10, "test_list", [[n, md5[n]] for n, _ in CIFAR10.test_list])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5["batches.meta"]})
     for train in (True, False):
-        jpeg, tv = D.load_dataset("cifar10", train, root=src), D.load_dataset("cifar10", train, root=dst, download=False)
+        jpeg, tv = (D.load_dataset("cifar10", train, root=src),
+                    D.load_dataset("cifar10", train, root=dst, download=False))
         assert isinstance(tv, CIFAR10) and len(tv) == len(jpeg) == 20 and tv.classes == jpeg.classes
         assert sorted(tv.targets) == sorted(jpeg.targets)
         assert D.fingerprint(tv) != D.fingerprint(jpeg) and D.fingerprint(tv) == D.fingerprint(tv)

@@ -5,11 +5,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from l2t.lookahead import meta_gradient
+from l2t.lookahead import UNREACHED, meta_gradient, sgd_step
 from l2t.matching import wfm_loss
-from l2t.lookahead import UNREACHED, sgd_step
-from l2t.toy import (directional_derivative, exact_meta_gradient, finite_difference, lookahead_by_sgd,
-                     outer_loss_by_sgd, random_direction, toy_problem)
+from l2t.toy import (
+    directional_derivative,
+    exact_meta_gradient,
+    finite_difference,
+    lookahead_by_sgd,
+    outer_loss_by_sgd,
+    random_direction,
+    toy_problem,
+)
 
 LR, MOMENTUM, WD, BETA = 0.1, 0.9, 1e-2, 0.5
 
@@ -60,7 +66,8 @@ def independent_unroll(target, regressors, what, where, opt, x, y, sf, T, unreac
     w, lam = what(sf), where(sf)
 
     def run(ps):
-        return functional_call(target, ({**dict(zip(names_t, ps[:nt])), **{k: v.clone() for k, v in buffers.items()}}), (x,))
+        return functional_call(target, ({**dict(zip(names_t, ps[:nt])), **{k: v.clone() for k, v in buffers.items()}}),
+                               (x,))
 
     for _ in range(T):
         _, tf = run(params)

@@ -1,8 +1,8 @@
 """Models: the paper's source checkpoint loads strictly and sees CIFAR-10; VGG9 and ResNet feature shapes."""
 import pytest
 import torch
-
 from conftest import needs_cifar10, needs_source
+
 from l2t.models import build_model, image_size, load_source
 from l2t.models.source import PAPER_SOURCE_SHA256
 
@@ -64,7 +64,8 @@ def test_imagenet_resnet_features():
     model = build_model("resnet18", 5)
     logits, feats = model(torch.randn(1, 3, 224, 224))
     assert logits.shape == (1, 5) and image_size("resnet18") == 224
-    assert [tuple(f.shape[1:]) for f in feats] == [(64, 56, 56), (64, 56, 56), (128, 28, 28), (256, 14, 14), (512, 7, 7)]
+    assert [tuple(f.shape[1:]) for f in feats] == [(64, 56, 56), (64, 56, 56), (128, 28, 28), (256, 14, 14),
+                                                   (512, 7, 7)]
 
 
 def test_unknown_model_is_a_clear_error():

@@ -17,7 +17,8 @@ def unchecked_ignored_cells(cells):
         if IGNORE not in cell.get("metadata", {}).get("tags", []):
             continue
         _, check = nxt
-        if check is None or IGNORE in check.get("metadata", {}).get("tags", []) or "assert " not in "".join(check["source"]):
+        if (check is None or IGNORE in check.get("metadata", {}).get("tags", [])
+                or "assert " not in "".join(check["source"])):
             bad.append(i)
     return bad
 

@@ -53,4 +53,4 @@ def test_results_folder_is_found_from_the_notebooks_folder_or_the_root(tmp_path,
     assert results_folder() == Path("../results/figure5-quick")
     monkeypatch.chdir(tmp_path)
     assert results_folder() == Path("results/figure5-quick")
-    assert results_folder("table1-stl10-paper") == Path("../results/table1-stl10-paper")   # missing: the notebooks' view
+    assert results_folder("table1-stl10-paper") == Path("../results/table1-stl10-paper")  # missing: the notebooks' view

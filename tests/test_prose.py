@@ -35,7 +35,8 @@ def prose(path):
     found = []
     for i, cell in enumerate(json.loads(path.read_text())["cells"]):
         text = "".join(cell["source"])
-        found += [(f"cell {i}", text)] if cell["cell_type"] == "markdown" else [(f"cell {i}", c) for c in comments(text)]
+        found += ([(f"cell {i}", text)] if cell["cell_type"] == "markdown"
+                  else [(f"cell {i}", c) for c in comments(text)])
     return found
 
 
@@ -81,7 +82,8 @@ def test_the_check_finds_each_kind():
 def test_each_chapter_opens_with_learning_objectives_and_closes_with_its_checks(path):
     cells = json.loads(path.read_text())["cells"]
     first = "".join(cells[0]["source"])
-    objectives = first.split("**Learning objectives.**", 1)[1].split("\n\n")[1] if "**Learning objectives.**" in first else ""
+    objectives = (first.split("**Learning objectives.**", 1)[1].split("\n\n")[1]
+                  if "**Learning objectives.**" in first else "")
     assert 2 <= sum(line.startswith("* ") for line in objectives.splitlines()) <= 4
     headings = [k for k, c in enumerate(cells) if c["cell_type"] == "markdown"
                 and "## What you should have seen" in "".join(c["source"]).splitlines()]

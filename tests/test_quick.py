@@ -1,7 +1,7 @@
 """l2t.quick: small fixed splits for CPU-scale runs."""
 import torch
-
 from conftest import needs_cifar10
+
 from l2t.quick import small_data
 
 

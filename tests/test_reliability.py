@@ -3,12 +3,12 @@ import json
 
 import pytest
 import torch
-
 from conftest import fig5
+from test_trainer import run, tiny_data, tiny_sources
+
 from l2t import reproduce as R
 from l2t.cli import main
 from l2t.train import Config, Trainer
-from test_trainer import run, tiny_data, tiny_sources
 
 
 def trained(tmp_path, **kw):
@@ -89,9 +89,9 @@ def test_nonsense_settings_are_refused_naming_their_flag(tmp_path, capsys, flags
 
 
 def test_yaml_numbers_in_any_notation_and_bad_yaml_name_the_file(tmp_path, capsys):
-    from l2t.cli import config_from_args
     import argparse
-    from l2t.cli import _add_config_flags
+
+    from l2t.cli import _add_config_flags, config_from_args
     p = argparse.ArgumentParser()
     _add_config_flags(p)
     (tmp_path / "a.yaml").write_text("lr: 1e-3\nepochs: 5\nbeta: 1\n")
@@ -99,7 +99,8 @@ def test_yaml_numbers_in_any_notation_and_bad_yaml_name_the_file(tmp_path, capsy
     assert cfg.lr == 0.001 and isinstance(cfg.lr, float) and cfg.epochs == 5 and cfg.beta == 1.0
     (tmp_path / "b.yaml").write_text("epochs: ten\n")
     (tmp_path / "c.yaml").write_text("lr: [1\n")
-    for name, message in (("b.yaml", "epochs in .*b.yaml must be an integer, got 'ten'"), ("c.yaml", "c.yaml is not valid YAML")):
+    for name, message in (("b.yaml", "epochs in .*b.yaml must be an integer, got 'ten'"),
+                          ("c.yaml", "c.yaml is not valid YAML")):
         assert main(["train", "--config", str(tmp_path / name), "--out", str(tmp_path / "r")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1
@@ -149,7 +150,8 @@ def test_the_summary_names_and_never_averages_stray_copies_garbage_or_empty_file
     assert summary["scratch"][10]["test_acc"] == [30.0, 32.0] and list(summary) == ["scratch"]
     text = (folder / "summary.md").read_text()
     assert "`scratch-n10-s0-lr0.01 (copy).json`: its config's run is scratch-n10-s0-lr0.01.json" in text
-    assert "`scratch-n10-s2-lr0.01.json`: not a run result" in text and "`at-n10-s0-lr0.01.json`: not readable JSON" in text
+    assert ("`scratch-n10-s2-lr0.01.json`: not a run result" in text
+            and "`at-n10-s0-lr0.01.json`: not readable JSON" in text)
     plan = R.figure5("quick", methods=["scratch"], samples=[10], out=folder, dry_run=True)
     lines = capsys.readouterr().out.splitlines()
     assert len(plan) == 3 and "bad result file: not a run result" in next(l for l in lines if "s2" in l)
@@ -162,7 +164,8 @@ def test_a_result_made_with_other_settings_is_never_reused(tmp_path):
     cfg = R.replace(cfg, method="scratch", samples_per_class=10, seed=0)
     r = {"config": {**R.asdict(R.replace(cfg, beta=0.7)), "lookahead_unreached": "zero-grad"}, "test_acc": 30.0}
     (tmp_path / f"{R.run_id(cfg)}.json").write_text(json.dumps(r))
-    with pytest.raises(ValueError, match=r"not this run's result: made with other settings \(beta=0\.7 there, 0\.5 here\)"):
+    with pytest.raises(ValueError,
+                       match=r"not this run's result: made with other settings \(beta=0\.7 there, 0\.5 here\)"):
         R.run_once(cfg, tmp_path, tmp_path / "runs", "cpu")
 
 
@@ -213,7 +216,8 @@ def test_a_runs_artefacts_phi_and_the_float16_target_load_back(tmp_path):
         assert all(torch.equal(a, b) for a, b in zip(what(feats), trainer.what(feats)))
         assert all(torch.equal(a, b) for a, b in zip(where(feats), trainer.where(feats)))
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert saved["best_val_epoch"] == trainer.best["epoch"] >= 0 and trainer.best["state"] is not None and saved["target"] == "vgg9"
+    assert (saved["best_val_epoch"] == trainer.best["epoch"] >= 0 and trainer.best["state"] is not None
+            and saved["target"] == "vgg9")
     model = build_model("vgg9", saved["num_classes"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in saved["model"].items()})
     best = trainer.best["state"]
@@ -258,7 +262,8 @@ def test_files_l2t_did_not_write_are_never_overwritten_and_named(tmp_path, forei
     for name, text in foreign.items():
         (out / name).write_text(text)
     trainer = run(tmp_path, method="scratch", max_iters=1)
-    with pytest.raises(ValueError, match=f"holds {', '.join(sorted(foreign, key=['metrics.jsonl', 'result.json', 'config.json'].index))} "
+    order = ['metrics.jsonl', 'result.json', 'config.json']
+    with pytest.raises(ValueError, match=f"holds {', '.join(sorted(foreign, key=order.index))} "
                                          "that no l2t run of this kind wrote"):
         trainer.fit(resume=resume, progress=False)
     assert {p.name: p.read_text() for p in out.iterdir() if p.name != ".lock"} == foreign

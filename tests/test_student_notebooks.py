@@ -99,7 +99,8 @@ def test_the_grader_fails_on_a_plausible_mistake(name, right, wrong):
 
 def test_template_keeps_signature_and_docstring_and_blanks_each_solution_block():
     source = ('import torch\n\n\ndef f(x):\n    """Doc."""\n    # BEGIN SOLUTION\n    y = x + 1\n    return y\n'
-              '    # END SOLUTION\n\n\ndef g(x):\n    h = 2\n    # BEGIN SOLUTION\n    return h * x\n    # END SOLUTION\n')
+              '    # END SOLUTION\n\n\ndef g(x):\n    h = 2\n    # BEGIN SOLUTION\n    return h * x\n'
+              '    # END SOLUTION\n')
     assert GEN.template(source) == ('import torch\n\n\ndef f(x):\n    """Doc."""\n    ...  # your code here\n\n\n'
                                     'def g(x):\n    h = 2\n    ...  # your code here\n')
     with pytest.raises(ValueError, match="without"):

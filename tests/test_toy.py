@@ -2,7 +2,14 @@
 import pytest
 import torch
 
-from l2t.toy import directional_derivative, exact_meta_gradient, finite_difference, outer_loss_by_sgd, random_direction, toy_problem
+from l2t.toy import (
+    directional_derivative,
+    exact_meta_gradient,
+    finite_difference,
+    outer_loss_by_sgd,
+    random_direction,
+    toy_problem,
+)
 
 
 def test_toy_problem_is_reproducible():

@@ -4,9 +4,9 @@ import time
 
 import pytest
 import torch
+from conftest import metrics
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import metrics
 from l2t.methods import METHODS
 from l2t.models import build_model
 from l2t.train import Config, NonFiniteLoss, Trainer
@@ -72,8 +72,12 @@ def test_meta_networks_receive_nonzero_gradients_and_move(tmp_path):
 
 
 def test_the_trainer_puts_algorithm_1s_meta_gradient_on_phi(tmp_path):
-    """phi.grad after a step is grad_phi L_org(theta_{T+1}) from the state right after line 4, at the run's lr, beta, T."""
+    """phi.grad after a step is grad_phi L_org(theta_{T+1}) from the state right after line 4.
+
+    At the run's lr, beta, T.
+    """
     import copy
+
     from l2t.lookahead import meta_gradient
     trainer = run(tmp_path, method="l2t-ww", lr=0.05, beta=0.7, T=3)
     reference = {}
@@ -215,7 +219,7 @@ def test_a_checkpoint_resumes_only_its_own_run_and_starting_over_moves_it_aside(
     ckpt = tmp_path / "run" / "checkpoint.pt"
     with pytest.raises(ValueError, match="holds another run \\(epochs=2 there, 3 here\\)"):
         run(tmp_path, method="scratch", epochs=3).fit(resume=True, progress=False)   # not T_max=2 in 3 epochs
-    run(tmp_path, method="scratch", epochs=2, device="cpu", workers=0).fit(resume=True, progress=False)   # how, not what
+    run(tmp_path, method="scratch", epochs=2, device="cpu", workers=0).fit(resume=True, progress=False)  # how, not what
 
     def killed(self, *a, **k):
         raise KeyboardInterrupt("killed before the first save")
@@ -328,7 +332,8 @@ def test_bf16_first_order_parts_keep_the_meta_gradient_within_tolerance(tmp_path
     # initialisation the lookahead is unstable and even float32 is off by more than 100 % (see benchmarks/).
     reference = meta_gradient_of_one_step(tmp_path, "fp64", 0.01)
     error = lambda g: float((g - reference).norm() / reference.norm())
-    fp32, bf16 = error(meta_gradient_of_one_step(tmp_path, "fp32", 0.01)), error(meta_gradient_of_one_step(tmp_path, "bf16", 0.01))
+    fp32, bf16 = (error(meta_gradient_of_one_step(tmp_path, "fp32", 0.01)),
+                  error(meta_gradient_of_one_step(tmp_path, "bf16", 0.01)))
     assert fp32 < 0.10, fp32
     assert 0 < bf16 < 0.30, bf16
     assert bf16 > 2 * fp32, (bf16, fp32)   # bf16 really ran: an ignored flag would give float32's error
@@ -371,6 +376,7 @@ def test_authors_bn_updates_move_running_statistics_a_second_time_at_theta_0(tmp
     A method without a meta-step has nothing to repeat: both settings train it identically.
     """
     from torch import nn
+
     from l2t.lookahead import lookahead_batch_norm
     torch.set_default_dtype(torch.float64)
     try:
@@ -410,7 +416,8 @@ def test_bn_updates_is_checked_recorded_and_named(tmp_path):
     from l2t.reproduce import run_id
     with pytest.raises(ValueError, match="bn-updates must be one of once, authors"):
         Config(bn_updates="twice")
-    assert run_id(Config(method="l2t-ww", samples_per_class=10, bn_updates="authors")) == "l2t-ww-n10-s0-lr0.1-bnauthors"
+    assert run_id(Config(method="l2t-ww", samples_per_class=10, bn_updates="authors")) == \
+        "l2t-ww-n10-s0-lr0.1-bnauthors"
     assert run_id(Config(method="fm-all-to-all", samples_per_class=10, bn_updates="authors")) == \
         "fm-all-to-all-n10-s0-lr0.1"   # nothing to repeat without a meta-step
     result = run(tmp_path, method="l2t-ww", bn_updates="authors", max_iters=1).fit(progress=False)

@@ -1,8 +1,8 @@
 """Networks used in the paper; every model's ``forward`` returns ``(logits, features)``."""
 from .resnet_cifar import CifarResNet
-from .vgg import VGG
 from .resnet_imagenet import TorchvisionResNet
-from .source import load_source, PAPER_SOURCE_SHA256, PAPER_SOURCE_URL
+from .source import PAPER_SOURCE_SHA256, PAPER_SOURCE_URL, load_source
+from .vgg import VGG
 
 # name -> (constructor(num_classes, pretrained), input image size)
 MODELS = {

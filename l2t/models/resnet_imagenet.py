@@ -7,8 +7,8 @@ paper's recipes are the same either way; only a hand-written ``--pairs`` with in
 The torchvision module is used as is (composition, not a copy of its code).
 """
 import torch
-from torch import nn
 import torchvision
+from torch import nn
 
 
 class TorchvisionResNet(nn.Module):
