@@ -96,9 +96,10 @@ FIG5_CAPTION = ("Test accuracy against training images per class, every method a
                 "this book was built.")
 PAIRED_CAPTION = ("The same runs seed by seed: a seed's points are joined across methods (same training images); "
                   "black bars are means.")
-SPLIT_CAPTION = ("L2T-ww's lead over FM one-to-one, per N: the part that matching 15 pairs with fixed weights gives "
-                 "(`fm-all-to-all`), and the part that learning *what* and *where* adds. Bars are means; dots are "
-                 "seeds (paired: the same images for all three methods).")
+SPLIT_CAPTION = ("L2T-ww's lead over FM one-to-one at one learning rate, split in two, per N: what matching 15 pairs "
+                 "with fixed weights adds (`fm-all-to-all` − FM) and what learning *what* and *where* adds on top "
+                 "(L2T-ww − `fm-all-to-all`). The two add up to the lead. Bars are means over seeds with their 95 % "
+                 "intervals (none with one seed); dots are seeds, paired: the same images for all three methods.")
 
 
 README_BLOCKS = {"fig5-table": "mean_table", "fig5-paired": "paired_table"}   # marker in README.md -> l2t.report

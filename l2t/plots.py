@@ -171,32 +171,33 @@ def lead_split(summary, base="fm-one-to-one", middle="fm-all-to-all", top="l2t-w
 
 
 def lead_split_plot(summary, title="L2T-ww's lead over FM (one-to-one), split (CPU-scale)"):
-    """Bars per N: the mean gain from matching 15 pairs, then from learning what and where (hatched where it is
-    negative: it takes away from the pairs' bar); dots per seed, the whole lead in black."""
+    """Per N, two bars side by side: what matching 15 pairs with fixed w and lambda adds over FM one-to-one
+    (fm-all-to-all - FM), and what learning them adds on top (L2T-ww - fm-all-to-all); each a mean over
+    seeds with its 95 % t-interval, a dot per seed and its value written beside it. The two add up to the lead."""
+    from .stats import paired_interval
     split = lead_split(summary)
-    fig, ax = plt.subplots(figsize=(6, 4.8))
-    for i, (n, d) in enumerate(split.items()):
-        pairs, weights = sum(d["pairs"]) / len(d["seeds"]), sum(d["weights"]) / len(d["seeds"])
-        ax.bar(i, pairs, color="tab:red", alpha=0.6,
-               label="15 pairs, fixed w and λ (fm-all-to-all − FM)" if i == 0 else None)
-        ax.bar(i, abs(weights), bottom=min(pairs, pairs + weights), color="tab:purple", alpha=0.6,
-               hatch="///" if weights < 0 else None, edgecolor="k" if weights < 0 else None, lw=0,
-               label="learned w and λ (L2T-ww − fm-all-to-all; hatched: negative)" if i == 0 else None)
-        ax.annotate(f"pairs {pairs:+.2f}\nlearned {weights:+.2f}", (i, max(pairs, pairs + weights)),
-                    xytext=(0, 4), textcoords="offset points", ha="center", va="bottom", fontsize=8)
-        for j, (p, w) in enumerate(zip(d["pairs"], d["weights"])):
-            x = i - 0.2 + 0.4 * j / max(1, len(d["seeds"]) - 1)
-            ax.plot([x, x], [0, p + w], color="k", lw=0.6, alpha=0.5)
-            ax.scatter([x], [p], color="tab:red", edgecolor="k", s=16, zorder=3,
-                       label="one seed: fm-all-to-all − FM" if i == j == 0 else None)
-            ax.scatter([x], [p + w], color="k", s=16, zorder=3,
-                       label="one seed: L2T-ww − FM (the whole lead)" if i == j == 0 else None)
+    parts = (("pairs", "tab:red", "15 pairs, fixed w and λ:  fm-all-to-all − FM"),
+             ("weights", "tab:purple", "learning w and λ:  L2T-ww − fm-all-to-all"))
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for i, d in enumerate(split.values()):
+        for k, (key, colour, name) in enumerate(parts):
+            x, values = i + (k - 0.5) * 0.38, d[key]
+            st = paired_interval(values)
+            err = None if st["low"] is None else [[st["mean"] - st["low"]], [st["high"] - st["mean"]]]
+            ax.bar(x, st["mean"], width=0.34, color=colour, alpha=0.55, yerr=err, capsize=4,
+                   error_kw={"lw": 1}, label=name if i == 0 else None)
+            ax.scatter([x + 0.08 * (j - (len(values) - 1) / 2) for j in range(len(values))], values, color="k",
+                       s=12, zorder=3, label="one seed" if i == k == 0 else None)
+            top = max([0.0, st["mean"], *values] + ([st["high"]] if st["high"] is not None else []))
+            ax.annotate(f"{st['mean']:+.2f}", (x, top), xytext=(0, 3), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=9)
     ax.axhline(0, color="k", lw=0.8)
-    ax.margins(y=0.15)
-    ax.set_xticks(range(len(split)), [f"N = {n}\n({len(d['seeds'])} seeds)" for n, d in split.items()])
-    ax.set_ylabel("test accuracy points over FM")
+    ax.margins(y=0.12)
+    ax.set_xticks(range(len(split)), [f"N = {n}\n({len(d['seeds'])} seed{'s' * (len(d['seeds']) > 1)})"
+                                      for n, d in split.items()])
+    ax.set_ylabel("test accuracy points")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, frameon=False)
     fig.tight_layout()
     return fig

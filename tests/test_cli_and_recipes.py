@@ -318,8 +318,11 @@ def test_lead_split_pairs_seeds_and_is_drawn_only_when_all_three_methods_ran(tmp
     summary = R.summarize_figure5(folder, verbose=False)
     assert plots.lead_split(summary) == {25: {"seeds": [0, 1], "pairs": [2.0, 3.0], "weights": [3.0, -1.0]}}
     assert (folder / "lead_split.png").stat().st_size > 1000
-    fig = plots.lead_split_plot(summary)     # the mean split is written above its bar: pairs 2.5, weights +1.0
-    assert [t.get_text() for t in fig.axes[0].texts] == ["pairs +2.50\nlearned +1.00"]
+    fig = plots.lead_split_plot(summary)     # each part's mean is written above its bar: pairs 2.5, weights +1.0
+    assert [t.get_text() for t in fig.axes[0].texts] == ["+2.50", "+1.00"]
+    bars = [b for c in fig.axes[0].containers if hasattr(c, "patches") for b in c.patches]
+    assert [round(b.get_height(), 6) for b in bars] == [2.5, 1.0]   # side by side, not stacked
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["N = 25\n(2 seeds)"]
     for p in folder.glob("fm-all-to-all-*.json"):
         p.unlink()
     R.summarize_figure5(folder, verbose=False)
