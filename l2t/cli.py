@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from .lookahead import UNREACHED
-from .methods import METHODS
+from .methods import METHODS, method
 from .pairs import NAMES
 from .train import BN_UPDATES, Config, NonFiniteLoss, WriteError
 
@@ -59,6 +59,20 @@ def _add_config_flags(p):
             p.add_argument(flag, dest=f.name, type=typ, default=None, choices=CHOICES.get(f.name), help=text)
 
 
+CONFIGS = Path(__file__).parent / "configs"   # the packaged configs, by name: --config figure5-quick
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice (plain YAML would keep the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if twice is not None:
+            raise yaml.constructor.ConstructorError(None, None, f"key {twice!r} is given twice", node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def _typed(name, value, path):
     """A YAML value as its Config field's type: YAML 1.1 reads ``1e-3`` as a string, ``0.001`` as a float."""
     typ = {f.name: f.type for f in fields(Config)}[name]
@@ -78,13 +92,17 @@ def config_from_args(args):
     if args.config:
         path = Path(args.config)
         if not path.exists():
-            packaged = Path(__file__).parent / "configs" / (args.config + ".yaml")
-            if not packaged.exists():
-                raise FileNotFoundError(f"config {args.config!r} is neither a file nor one of "
-                                        f"{sorted(p.stem for p in packaged.parent.glob('*.yaml'))}")
+            packaged = CONFIGS / (args.config + ".yaml")
+            if "/" in args.config or not packaged.exists():
+                raise FileNotFoundError(f"config {args.config!r} is neither a file nor one of the packaged "
+                                        f"configs {sorted(p.stem for p in CONFIGS.glob('*.yaml'))}")
             path = packaged
+        if path.is_dir():
+            raise ValueError(f"config {path} is a folder; give a YAML file of Config fields")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = yaml.load(path.read_text(), Loader=_UniqueKeys) or {}
+        except UnicodeDecodeError:
+            raise ValueError(f"config {path} is not a text file (YAML expected)") from None
         except yaml.YAMLError as e:
             raise ValueError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
         if not isinstance(values, dict):
@@ -94,7 +112,11 @@ def config_from_args(args):
             raise ValueError(f"unknown keys in {path}: {sorted(unknown)}")
         values = {k: _typed(k, v, path) for k, v in values.items()}
     values.update({f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None})
-    return Config(**values)
+    cfg = Config(**values)
+    m = method(cfg.method)
+    if args.sources is not None and not (m["fm"] or m["at"] or m["lwf"]):   # it would be recorded, never used
+        raise ValueError(f"--source applies to methods that use a source network; {cfg.method} uses none")
+    return cfg
 
 
 def cmd_train(args):

@@ -81,7 +81,16 @@ class Config:
     out: str = "runs/default"
 
     def __post_init__(self):
-        """Counts that must be positive, checked before any data is read or any step is taken."""
+        """Every field by its type and range, checked before any data is read or any step is taken."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not (value is None and f.default is None) and not _is_a(value, f.type):
+                raise ValueError(f"{f.name.replace('_', '-')} must be {_TYPE_NAMES[f.type]}, got {value!r}")
+        if not self.sources:
+            raise ValueError("sources is empty; give at least one source network as arch:paper or arch:PATH")
+        if not self.momentum < 1 or self.workers < 0:
+            raise ValueError(f"momentum must be in [0, 1) and workers >= 0, got momentum {self.momentum}, "
+                             f"workers {self.workers}")
         counts = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_every": self.eval_every,
                   "ckpt_every": self.ckpt_every, "meta_every": self.meta_every}
         if self.max_iters is not None:   # 0 would write an untrained model's result under a real run's name
@@ -118,6 +127,21 @@ class Config:
                              f"got {self.lookahead_unreached!r}")
 
 
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               list: "a list of strings"}
+
+
+def _is_a(value, typ):
+    """Whether ``value`` is of a Config field's type (a bool is no number; an integer is a float's value)."""
+    if typ is bool:
+        return isinstance(value, bool)
+    if typ in (int, float):
+        return isinstance(value, int if typ is int else (int, float)) and not isinstance(value, bool)
+    if typ is list:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, typ)
+
+
 def config_from_dict(d):
     """A Config from a stored config dict (fields a later version added keep their defaults).
 
@@ -130,9 +154,10 @@ def config_from_dict(d):
 def _epoch_of(line):
     """The epoch of a metrics.jsonl row; infinity for a row a kill cut off mid-write (it is dropped)."""
     try:
-        return json.loads(line)["epoch"]
+        epoch = json.loads(line)["epoch"]
     except (json.JSONDecodeError, KeyError, TypeError):
         return float("inf")
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else float("inf")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -169,9 +194,15 @@ def prepare_data(cfg, root=None):
     train_set = D.load_dataset(cfg.dataset, train=True, root=root)
     test_set = D.load_dataset(cfg.dataset, train=False, root=root)
     use_split = cfg.split == "paper" or (cfg.split == "auto" and cfg.dataset in PAPER_SPLITS)
+    if getattr(train_set, "classes", None) != getattr(test_set, "classes", None):   # ImageFolder would re-index
+        raise ValueError(f"{cfg.dataset}: the training and test sets have different classes "
+                         f"({len(getattr(train_set, 'classes', []))} and {len(getattr(test_set, 'classes', []))}); "
+                         f"a class folder is missing or extra")
     if use_split:
         train_idx, val_idx = D.paper_split(cfg.dataset, "train", root), D.paper_split(cfg.dataset, "val", root)
         test_idx = D.paper_split(cfg.dataset, "test", root)
+        _check_split(cfg.dataset, {"train": (train_idx, train_set), "val": (val_idx, train_set),
+                                   "test": (test_idx, test_set)})
     else:
         val_idx = D.per_class_subset(train_set.targets, cfg.val_per_class, VAL_SEED)
         test_idx = range(len(test_set))
@@ -191,6 +222,16 @@ def prepare_data(cfg, root=None):
     subset = torch.utils.data.Subset
     return {"train": subset(augmented, list(train_idx)), "train_eval": subset(train_set, list(train_idx)),
             "val": subset(train_set, list(val_idx)), "test": subset(test_set, list(test_idx)), "fingerprint": copy}
+
+
+def _check_split(dataset, parts):
+    """The paper's split files hold integer indices in range, and train and val do not overlap."""
+    for name, (idx, data) in parts.items():
+        if not idx or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(data) for i in idx):
+            raise ValueError(f"splits/{dataset}-{name}.json: its indices must be integers in [0, {len(data)}), "
+                             f"and there must be some")
+    if set(parts["train"][0]) & set(parts["val"][0]):
+        raise ValueError(f"splits/{dataset}-train.json and -val.json share images; they must be disjoint")
 
 
 def labels_of(part):
@@ -438,6 +479,10 @@ class Trainer:
             self.provenance = {"git_commit": git_commit(), "git_dirty": git_dirty(),
                                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         lines = metrics_path.read_text().splitlines() if (resume and metrics_path.exists()) else []
+        garbled = [i + 1 for i, l in enumerate(lines) if _epoch_of(l) == float("inf") and i < self.epoch]
+        if garbled:   # a cut-off last row is normal after a kill; a bad row before it is not: say which
+            print(f"l2t: {metrics_path} row(s) {', '.join(map(str, garbled))} unreadable, dropped; the epochs "
+                  f"they held keep no metrics row", file=sys.stderr)
         lines = [l for l in lines if _epoch_of(l) < self.epoch]   # rows past the checkpoint are redone
         metrics_path.write_text("".join(l + "\n" for l in lines))
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
@@ -625,11 +670,14 @@ class Trainer:
 
 def read_checkpoint(path, device="cpu"):
     """A run's ``checkpoint.pt`` as a dict, or one clear ValueError naming the file (truncated, foreign, not one)."""
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): a save was cut off. Start the run again with --overwrite "
+                         f"(the file is moved aside)")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
         raise ValueError(f"{path} is not a readable l2t checkpoint "
-                         f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                         f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}); "
                          f"it may be truncated by a kill during a save. Start the run again with --overwrite "
                          f"(the file is moved aside)") from None
     if not isinstance(state, dict) or not {"epoch", "model", "config"} <= set(state):

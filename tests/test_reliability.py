@@ -312,3 +312,49 @@ def test_a_full_disk_is_one_clear_error_and_leaves_no_temporary_file(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.startswith(f"WriteError could not write {target}") and "disk full" in out.stdout, out
     assert target.read_bytes() == b"old checkpoint" and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+@pytest.mark.parametrize("changed, message", [
+    ({"epochs": 1.5}, "epochs must be an integer, got 1.5"), ({"epochs": True}, "epochs must be an integer, got True"),
+    ({"bf16": "no"}, "bf16 must be true or false"), ({"device": 0}, "device must be a string, got 0"),
+    ({"samples_per_class": 2.7}, "samples-per-class must be an integer"), ({"momentum": 5.0}, "momentum must be in"),
+    ({"workers": -1}, "workers >= 0"), ({"sources": "resnet32:paper"}, "sources must be a list of strings"),
+    ({"sources": []}, "sources is empty")])
+def test_every_setting_is_checked_by_its_type_and_range(changed, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        Config(**changed)
+
+
+def test_config_files_give_one_line_naming_the_file(tmp_path, capsys):
+    (tmp_path / "twice.yaml").write_text("epochs: 3\nepochs: 5\n")
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(256)))
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "half.yaml").write_text("epochs: 1.5\n")
+    for config, message in ((tmp_path / "twice.yaml", "key 'epochs' is given twice"),
+                            (tmp_path / "binary.yaml", "binary.yaml is not a text file"),
+                            (tmp_path / "folder", "is a folder"), (tmp_path / "half.yaml", "epochs must be an integer"),
+                            ("/nonexistent.yaml", "neither a file nor one of the packaged configs ['figure5-quick'")):
+        assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+
+
+def test_a_source_for_a_method_without_one_is_refused(tmp_path, capsys):
+    assert main(["train", "--method", "scratch", "--source", "resnet20:x.pth", "--out", str(tmp_path / "r")]) == 2
+    assert "--source applies to methods that use a source network; scratch uses none" in capsys.readouterr().err
+
+
+def test_an_empty_checkpoint_is_named_empty_not_a_crash(tmp_path):
+    from l2t.train import read_checkpoint
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"checkpoint.pt is empty \(0 bytes\)"):
+        read_checkpoint(tmp_path / "checkpoint.pt")
+
+
+def test_a_garbled_metrics_row_is_named_on_resume(tmp_path, capsys):
+    run(tmp_path, method="scratch", epochs=3).fit(progress=False)
+    rows = tmp_path / "run" / "metrics.jsonl"
+    lines = rows.read_text().splitlines()
+    rows.write_text("\n".join([lines[0].replace('"epoch": 0', '"epoch": "0"'), *lines[1:]]) + "\n")
+    run(tmp_path, method="scratch", epochs=3).fit(resume=True, progress=False)
+    assert "metrics.jsonl row(s) 1 unreadable, dropped" in capsys.readouterr().err
