@@ -240,4 +240,20 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, NonFiniteLoss, WriteError) as e:
         print(f"l2t {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # Ctrl-C: one line saying what is kept, not a traceback
+        print(f"l2t {args.command}: interrupted; {_kept(getattr(args, 'out', None))}", file=sys.stderr)
+        return 130
     return 0
+
+
+def _kept(out):
+    """Where an interrupted command's last checkpoint is, and how to continue from it."""
+    ckpt = Path(out or "") / "checkpoint.pt"
+    if out and ckpt.is_file():
+        import torch
+        try:
+            epoch = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+            return f"the last checkpoint is {ckpt} (epoch {epoch}); add --resume to continue from it"
+        except Exception:
+            return f"{ckpt} is unreadable; start again with --overwrite"
+    return "no checkpoint of this command was kept" if out else "runs in progress keep their checkpoints in runs/"

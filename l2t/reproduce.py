@@ -136,6 +136,8 @@ def figure5(scale, seeds=None, methods=None, samples=None, out=None, device="aut
     ``keep_model`` keeps each run's trained target network beside its result (``run_once``).
     """
     results = Path(out or f"results/figure5-{scale}")
+    if results.exists() and not results.is_dir():   # checked before any run, dry or not
+        raise ValueError(f"--out {results} is a file; give the folder for the results")
     runs = Path("runs") / results.name
     if lr is not None and (lr_grid or not 0 < lr <= 10):
         raise ValueError(f"--lr {lr:g}: " + ("--lr-grid chooses each method's lr itself; give one of them" if lr_grid
@@ -635,6 +637,8 @@ def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_ite
 
 def _run_plan(plan, results, device, dry_run, cuda_graph=False):
     results, runs = Path(results), Path("runs") / Path(results).name
+    if results.exists() and not results.is_dir():
+        raise ValueError(f"--out {results} is a file; give the folder for the results")
     if dry_run:
         _print_plan([("run", cfg, f"  {json.dumps(asdict(cfg))}") for cfg in plan], results, runs)
         return plan

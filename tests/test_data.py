@@ -172,6 +172,7 @@ def test_the_book_names_its_cifar10_copy_and_that_copy_has_those_fingerprints():
 
 def test_a_test_set_missing_a_class_is_refused_not_scored_on_shifted_labels(tmp_path):
     import shutil
+
     from l2t.train import Config, prepare_data
     tiny_cifar10_folder(tmp_path)
     shutil.rmtree(tmp_path / "cifar10" / "test" / "class3")
@@ -179,10 +180,12 @@ def test_a_test_set_missing_a_class_is_refused_not_scored_on_shifted_labels(tmp_
         prepare_data(Config(method="scratch", samples_per_class=1, val_per_class=1), root=tmp_path)
 
 
-@pytest.mark.parametrize("train, val, message", [([0, -1], [2], "integers in \\[0, 20\\)"), ([0, 1], [1], "share images"),
-                                                 (["0"], [2], "integers"), ([0], [], "there must be some")])
+@pytest.mark.parametrize("train, val, message", [
+    ([0, -1], [2], "integers in \\[0, 20\\)"), ([0, 1], [1], "share images"), (["0"], [2], "integers"),
+    ([0], [], "there must be some")])
 def test_split_files_are_checked_before_training(tmp_path, train, val, message):
     import json
+
     from l2t.train import Config, prepare_data
     tiny_cifar10_folder(tmp_path)
     for name, idx in (("train", train), ("val", val), ("test", [0, 1])):

@@ -358,3 +358,25 @@ def test_a_garbled_metrics_row_is_named_on_resume(tmp_path, capsys):
     rows.write_text("\n".join([lines[0].replace('"epoch": 0', '"epoch": "0"'), *lines[1:]]) + "\n")
     run(tmp_path, method="scratch", epochs=3).fit(resume=True, progress=False)
     assert "metrics.jsonl row(s) 1 unreadable, dropped" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_saying_where_the_last_checkpoint_is(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    run(tmp_path, method="scratch", epochs=1).fit(progress=False)   # leaves run/checkpoint.pt at epoch 1
+
+    def interrupted(self, *a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "__init__", lambda self, cfg: None)
+    monkeypatch.setattr(Trainer, "fit", interrupted)
+    assert main(["train", "--method", "scratch", "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"l2t train: interrupted; the last checkpoint is {out}/checkpoint.pt (epoch 1); "
+                   "add --resume to continue from it"]
+
+
+@pytest.mark.parametrize("experiment", ["figure5", "table1"])
+def test_reproduce_into_a_file_is_refused_before_any_run(tmp_path, capsys, experiment):
+    (tmp_path / "results.txt").write_text("mine")
+    assert main(["reproduce", experiment, "--dry-run", "--out", str(tmp_path / "results.txt")]) == 2
+    assert "is a file; give the folder for the results" in capsys.readouterr().err
+    assert (tmp_path / "results.txt").read_text() == "mine"
