@@ -46,11 +46,15 @@ HISTORY = re.compile(r"\b(lent|lend|lending)\b|\bsessions?\b|\bcommit [0-9a-f]{7
                      r"|\bin the background\b|\breproduction paused\b", re.I)
 
 
+def hits(path, pattern):
+    """'where: match in text' for every place in ``path``'s prose that ``pattern`` finds."""
+    return [f"{where}: {m.group(0)!r} in {text.strip()[:80]!r}" for where, text in prose(path)
+            for m in [pattern.search(text)] if m]
+
+
 @pytest.mark.parametrize("path", REFERENCE, ids=lambda p: p.name)
 def test_reference_pages_hold_no_work_history(path):
-    hits = [f"{where}: {m.group(0)!r} in {text.strip()[:80]!r}" for where, text in prose(path)
-            for m in [HISTORY.search(text)] if m]
-    assert hits == [], "\n".join(hits)
+    assert hits(path, HISTORY) == []
 
 
 def test_the_history_check_finds_each_kind():
@@ -63,9 +67,7 @@ def test_the_history_check_finds_each_kind():
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_chapter_prose_is_for_students(path):
-    hits = [f"{where}: {m.group(0)!r} in {text.strip()[:80]!r}" for where, text in prose(path)
-            for m in [FORBIDDEN.search(text)] if m]
-    assert hits == [], "\n".join(hits)
+    assert hits(path, FORBIDDEN) == []
 
 
 def test_the_check_finds_each_kind():
