@@ -145,12 +145,12 @@ def best_lr_table(folder, lrs=(0.01, 0.03), ns=(10, 25)):
     return "\n".join(lines)
 
 
-def variant_table(folder, method, n, lr, other):
-    """Per seed, ``method`` and its variant ``other`` (e.g. ``l2t-ww-bnauthors``) at N and lr, and their difference."""
-    a, b = runs(folder, method, n, lr), runs(folder, method, n, lr, name=other)
-    lines = [f"| seed | {label(method)} | {label(other)} | difference |", "|---|---|---|---|"]
-    lines += [f"| {s} | {a[s]['test_acc']:.2f} | {b[s]['test_acc']:.2f} | {b[s]['test_acc'] - a[s]['test_acc']:+.2f} |"
-              for s in sorted(set(a) & set(b))]
+def versus_table(a, b, names):
+    """Per common seed, two ways of making the same run (seed -> result each): both accuracies, the difference
+    (second minus first) and where each ran."""
+    lines = [f"| seed | {names[0]} | {names[1]} | difference | hardware |", "|---|---|---|---|---|"]
+    lines += [f"| {s} | {a[s]['test_acc']:.2f} | {b[s]['test_acc']:.2f} | {b[s]['test_acc'] - a[s]['test_acc']:+.2f} "
+              f"| {hardware(a[s])} / {hardware(b[s])} |" for s in sorted(set(a) & set(b))]
     return "\n".join(lines) if len(lines) > 2 else "*Not yet run.*"
 
 

@@ -65,10 +65,16 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
             r = {"config": config, "test_acc": acc, "best_val_acc": acc, "collapsed": False, "device": "cpu",
                  "cpu_capability": "AVX512" if seed else "AVX2"}
             (results / f"{method}-n10-s{seed}-lr0.01.json").write_text(json.dumps(r))
+    config = fig5({"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": 0.01,
+                   "lookahead_unreached": "zero-grad", "bn_updates": "authors"})   # the authors' BatchNorm updates
+    (results / "l2t-ww-n10-s0-lr0.01-bnauthors.json").write_text(json.dumps(
+        {"config": config, "test_acc": 34.0, "best_val_acc": 34.0, "collapsed": False, "device": "cpu",
+         "cpu_capability": "AVX2"}))
     (gen / "figure5").mkdir(parents=True)
     (gen / "figure5" / "stale.png").write_text("an older build's figure")
     monkeypatch.setattr(prepare, "FIG5", results)
     monkeypatch.setattr(prepare, "GEN", gen)
+    monkeypatch.setattr(prepare, "SIDE", {"bn-updates": tmp_path / "none", "noise": tmp_path / "none"})
     prepare.figure5_fragment()
     assert not (gen / "figure5" / "stale.png").exists() and (gen / "figure5" / "figure5.png").stat().st_size > 1000
     assert "/book/_generated/figure5/figure5.png" in (gen / "figure5-plot.md").read_text()
@@ -79,6 +85,8 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     assert "‡" not in paired   # same instruction set on each seed: both methods of a seed ran alike
     assert ("| 10 | 0.01 | 34.50 ± 2.12 | 34.50 ± 0.71 | +0.00 [-12.71, +12.71] (2 seeds) |"
             in (gen / "lr-2x2.md").read_text())
+    assert "| 0 | 33.00 | 34.00 | +1.00 | cpu/AVX2 / cpu/AVX2 |" in (gen / "bn-updates.md").read_text()
+    assert "L2T-ww-bnauthors" not in table   # a variant is not one of the figure's lines
 
 
 def test_the_readme_tables_are_the_ones_the_result_files_give():
