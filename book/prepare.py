@@ -90,6 +90,7 @@ def fragments(figures, report):
         "fig5-paired.md": report.paired_table(FIG5) + "\n",
         "lr-2x2.md": report.two_by_two(FIG5) + "\n\n" + report.best_lr_table(FIG5) + "\n",
         "bn-updates.md": bn_fragment(report),
+        "runs-table.md": report.runs_table(FIG5) + "\n",
         "hardware-noise.md": report.side_by_side(SIDE["noise"] / "native", SIDE["noise"] / "avx2",
                                                  ("native (AVX-512)", "forced to AVX2")) + "\n",
     }

@@ -167,3 +167,20 @@ def side_by_side(a, b, names):
 def _name(r):
     """A result's run name (its file's stem)."""
     return run_id(config_from_dict(r["config"]))
+
+
+def runs_table(folder):
+    """Every run family of a folder (method and variant, lr, N): how many seeds, on what hardware, how long each."""
+    groups = {}
+    for r in _results(folder):
+        c = r["config"]
+        groups.setdefault((c["method"] + variant(c), c["lr"], c["samples_per_class"]), []).append(r)
+    lines = ["| run | lr | N | seeds | hardware | minutes per run (median) |", "|---|---|---|---|---|---|"]
+    for (name, lr, n), rs in sorted(groups.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][0])):
+        times = [r["wall_time_s"] / 60 for r in rs if isinstance(r.get("wall_time_s"), (int, float))]
+        minutes = statistics.median(times) if times else None
+        took = "—" if minutes is None else f"{minutes:.1f}" if minutes < 10 else f"{minutes:.0f}"
+        where = ", ".join(sorted({hardware(r) for r in rs}))
+        seeds = ", ".join(str(s) for s in sorted(r["config"]["seed"] for r in rs))
+        lines.append(f"| {label(name)} | {lr:g} | {n} | {seeds} | {where} | {took} |")
+    return "\n".join(lines)

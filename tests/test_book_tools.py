@@ -87,6 +87,9 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
             in (gen / "lr-2x2.md").read_text())
     assert "| 0 | 33.00 | 34.00 | +1.00 | cpu/AVX2 / cpu/AVX2 |" in (gen / "bn-updates.md").read_text()
     assert "L2T-ww-bnauthors" not in table   # a variant is not one of the figure's lines
+    runs = (gen / "runs-table.md").read_text()   # the appendix's list: each family, its hardware and time
+    assert "| scratch | 0.01 | 10 | 0, 1 | cpu/AVX2, cpu/AVX512 | — |" in runs
+    assert "| L2T-ww-bnauthors | 0.01 | 10 | 0 |" in runs
 
 
 def test_the_readme_tables_are_the_ones_the_result_files_give():
