@@ -92,7 +92,9 @@ def fragments(figures, report):
         "bn-updates.md": bn_fragment(report),
         "runs-table.md": report.runs_table(FIG5) + "\n",
         "hardware-noise.md": report.side_by_side(SIDE["noise"] / "native", SIDE["noise"] / "avx2",
-                                                 ("native (AVX-512)", "forced to AVX2")) + "\n",
+                                                 ("native (AVX-512)", "forced to AVX2")) + "\n\n"
+                             + report.side_by_side(FIG5, SIDE["noise"] / "native",
+                                                   ("the figure's run", "the same run again, natively")) + "\n",
     }
     parts = [_figure("paired.png", "fig-figure5-paired", "100%", PAIRED_CAPTION, figures)]
     if (figures / "summary.md").exists():

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import yaml
 
+from .files import WriteError
 from .lookahead import UNREACHED
 from .methods import METHODS, method
 from .pairs import NAMES
-from .train import BN_UPDATES, Config, NonFiniteLoss, WriteError
+from .train import BN_UPDATES, Config, NonFiniteLoss
 
 HELP = {   # one line per Config field; the default is appended (methods are listed here, not as argparse choices,
 # so that a wrong one is l2t's one-line error rather than argparse's usage block)

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torchvision import transforms
+
+from .files import atomic_save
 
 MEAN = (0.485, 0.456, 0.406)   # the source network was trained with ImageNet normalisation
 STD = (0.229, 0.224, 0.225)
@@ -198,13 +201,17 @@ def decode_cached(dataset, indices, name, size=32):
     key = hashlib.sha256(f"{root}|{size}|bilinear|{indices}".encode()).hexdigest()[:16]   # resize changed: new key
     cache = Path(os.environ.get("L2T_CACHE") or Path.home() / ".cache" / "l2t") / "decoded" / f"{name}-{key}.pt"
     if cache.exists():
-        images, labels = torch.load(cache, weights_only=True)
-        return images, labels
+        try:
+            images, labels = torch.load(cache, weights_only=True)
+            if len(labels) == len(indices):
+                return images, labels
+        except Exception:
+            pass
+        print(f"l2t: the decoded-image cache {cache} is unreadable or wrong; decoding again", file=sys.stderr)
     images, labels = decode(dataset, indices, size)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save((images, labels), str(cache) + ".tmp")
-        os.replace(str(cache) + ".tmp", cache)
+        atomic_save((images, labels), cache)
     except OSError:
         pass  # a read-only home is no reason to fail: the data were decoded
     return images, labels

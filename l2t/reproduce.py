@@ -18,14 +18,14 @@ import os
 import shutil
 import statistics
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
+from .files import atomic_save, atomic_write_text, lock
 from .methods import method
-from .train import Config, Trainer, _atomic_save, _atomic_write_text, config_from_dict
+from .train import Config, Trainer, config_from_dict
 
 FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
 FIG5_DRAWN = [*FIG5_METHODS, "fm-all-to-all"]   # the figure: the paper's lines, and the ablation (dashed)
@@ -85,7 +85,7 @@ def run_once(cfg, results, runs, device, cuda_graph=False, keep_model=False):
         return _existing(path, cfg)
     out = Path(runs) / run_id(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):   # parallel processes (one per N) plan some runs alike: one trains, the other waits
+    with lock(f"{out}.lock"):   # parallel processes (one per N) plan some runs alike: one trains, the other waits
         if path.exists():   # ... and then finds it done
             return _existing(path, cfg)
         cfg = replace(cfg, out=str(out), device=device, cuda_graph=cuda_graph)
@@ -96,7 +96,7 @@ def run_once(cfg, results, runs, device, cuda_graph=False, keep_model=False):
             trainer.save_phi(path.with_name(f"{path.stem}-phi.pt"))
         if keep_model:
             trainer.save_model(path.with_name(f"{path.stem}-model.pt"))
-        _atomic_write_text(path, json.dumps(result, indent=1))
+        atomic_write_text(path, json.dumps(result, indent=1))
         shutil.rmtree(cfg.out, ignore_errors=True)  # the checkpoint is no longer needed
         Path(f"{out}.lock").unlink(missing_ok=True)  # a waiter holding it re-checks the result, which now exists
     return result
@@ -259,28 +259,12 @@ def record_lr_choice(results, method, scores, choice, n):
     entry = {"chosen_lr": choice, "best_val_acc_by_lr": {f"{k:g}": v for k, v in scores.items()},
              "chosen_at": f"N={n} per class, seed 0, by best validation accuracy"}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(path):   # parallel processes (one per N) must not lose each other's choices
+    with lock(f"{path}.lock"):   # parallel processes (one per N) must not lose each other's choices
         table = read_lr_choice(results)
         if table.get(method) == entry:   # a resumed or a parallel process: nothing to write
             return
         table[method] = entry
-        _atomic_write_text(path, json.dumps(table, indent=1))
-
-
-@contextmanager
-def _exclusive(path):
-    """Hold an exclusive lock on ``path``.lock for a read-modify-write (POSIX; no lock where fcntl is missing)."""
-    try:
-        import fcntl
-    except ImportError:   # Windows: one process at a time is the user's job
-        yield
-        return
-    with open(f"{path}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        atomic_write_text(path, json.dumps(table, indent=1))
 
 
 SUMMARY_FILES = ("lr_choice.json", "summary.json", "summary-own-lr.json", "paired.json")   # not run results
@@ -630,7 +614,7 @@ def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_ite
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():   # --overwrite: the old file is kept beside the new one
         os.replace(path, path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
-    _atomic_save({"epoch": result["best_val_epoch"], "best": result["best_val_acc"], "test_prec": result["test_acc"],
+    atomic_save({"epoch": result["best_val_epoch"], "best": result["best_val_acc"], "test_prec": result["test_acc"],
                   "state_dict": state, "num_classes": trainer.model.fc.out_features}, path)
     return result
 

@@ -14,7 +14,6 @@ import platform
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 
 from . import data as D
 from .baselines import at_loss, lwf_loss
+from .files import atomic_save, atomic_write_text, lock
 from .lookahead import UNREACHED, meta_gradient
 from .matching import Regressors, pooled, wfm_coefficients
 from .meta import What, Where
@@ -435,7 +435,8 @@ class Trainer:
         except OSError as e:   # a parent that is a file, a read-only folder: before any work, in one line
             raise ValueError(f"--out {out} cannot hold the run's files ({e.strerror or e}); "
                              "choose another --out") from None
-        with _run_lock(out):
+        busy = f"another l2t process is training into {out} right now; wait for it or use another --out"
+        with lock(out / ".lock", busy=busy):
             return self._fit(out, resume, progress, overwrite)
 
     def _prepare_out(self, out, resume, overwrite):
@@ -516,7 +517,7 @@ class Trainer:
         bar.close()
         result = self.result(time.time() - start)
         result["curves"] = [json.loads(l) for l in metrics_path.read_text().splitlines()]   # one row per epoch
-        _atomic_write_text(out / "result.json", json.dumps(result, indent=1))
+        atomic_write_text(out / "result.json", json.dumps(result, indent=1))
         return result
 
     def _train_epoch(self, bar, total):
@@ -629,7 +630,7 @@ class Trainer:
                      "scheduler"):
             obj = getattr(self, name)
             state[name] = None if obj is None else obj.state_dict()
-        _atomic_save(state, path)
+        atomic_save(state, path)
 
     def save_phi(self, path):
         """Write the meta-networks phi (what/where, Sec. 3.1) with their pairs: a trained run's ~0.1 MB artefact."""
@@ -637,12 +638,12 @@ class Trainer:
             raise ValueError(f"{self.cfg.method} has no meta-networks to save")
         state = {"pairs": [list(p) for p in self.pairs], "what": self.what.state_dict(),
                  "where": None if self.where is None else self.where.state_dict(), "config": asdict(self.cfg)}
-        _atomic_save(state, path)
+        atomic_save(state, path)
 
     def save_model(self, path):
         """Write the best-validation target network (the one the test accuracy scores) in float16."""
         state = self.best["state"] if self.best["state"] is not None else self.model.state_dict()
-        _atomic_save({"model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+        atomic_save({"model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
                       "target": self.cfg.target, "num_classes": self.num_classes,
                       "best_val_epoch": self.best["epoch"], "config": asdict(self.cfg)}, path)
 
@@ -704,26 +705,6 @@ def _differences(saved, now):
     return ", ".join(f"{k}={saved[k]!r} there, {now[k]!r} here" for k in changed)
 
 
-@contextmanager
-def _run_lock(out):
-    """An exclusive lock on ``out/.lock`` for the whole run; a second process on the same folder is refused at once."""
-    try:
-        import fcntl
-    except ImportError:   # no fcntl (Windows): one process per folder is the user's job
-        yield
-        return
-    with open(out / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ValueError(f"another l2t process is training into {out} right now; wait for it or use "
-                             f"another --out") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def no_tf32():
     """cuDNN with its TF32 convolutions off (no effect on the CPU), other cuDNN settings as they are."""
     cudnn = torch.backends.cudnn
@@ -734,18 +715,6 @@ def no_tf32():
 def percent(preds, labels):
     """Accuracy in percent, rounded to 4 decimals."""
     return round(100.0 * int((preds == labels.cpu()).sum()) / len(labels), 4)
-
-
-def _atomic_write_text(path, text):
-    """Write ``text`` to ``path`` atomically; processes writing the same path at once do not collide."""
-    tmp = Path(f"{path}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise WriteError(f"could not write {path} ({e.strerror or e}); "
-                         "is the disk full or the folder read-only?") from None
 
 
 def device_name(device):
@@ -781,22 +750,3 @@ def git_commit():
                               cwd=Path(__file__).parent).stdout.strip() or None
     except Exception:
         return None
-
-
-class WriteError(OSError):
-    """A file could not be written (full disk, read-only folder); the message names it."""
-
-
-def _atomic_save(obj, path):
-    """torch.save to a temporary file, then rename: an interrupted write never leaves a truncated file.
-
-    A failed write (full disk, read-only folder) leaves the old file as it was and no temporary file behind.
-    """
-    tmp = Path(str(path) + ".tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:   # torch reports a full disk as a RuntimeError
-        tmp.unlink(missing_ok=True)
-        raise WriteError(f"could not write {path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e!r}); "
-                         f"is the disk full or the folder read-only? The previous file, if any, is unchanged") from None

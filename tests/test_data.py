@@ -192,3 +192,17 @@ def test_split_files_are_checked_before_training(tmp_path, train, val, message):
         (tmp_path / "splits" / f"cifar10-{name}.json").write_text(json.dumps({"indices": idx}))
     with pytest.raises(ValueError, match=message):
         prepare_data(Config(method="scratch", split="paper"), root=tmp_path)
+
+
+def test_a_corrupt_decode_cache_is_named_and_rebuilt(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+    monkeypatch.setenv("L2T_CACHE", str(tmp_path / "cache"))
+    images = [(Image.new("RGB", (32, 32), (i, 0, 0)), i % 3) for i in range(5)]
+    first = D.decode_cached(images, range(5), "tiny")
+    (cached,) = (tmp_path / "cache" / "decoded").glob("tiny-*.pt")
+    cached.write_bytes(b"not a tensor file")
+    again = D.decode_cached(images, range(5), "tiny")
+    assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
+    assert f"the decoded-image cache {cached} is unreadable or wrong; decoding again" in capsys.readouterr().err
+    assert torch.equal(D.decode_cached(images, range(5), "tiny")[0], first[0])   # rebuilt: read back quietly
+    assert capsys.readouterr().err == ""

@@ -306,8 +306,8 @@ def test_a_full_disk_is_one_clear_error_and_leaves_no_temporary_file(tmp_path):
     target = tmp_path / "checkpoint.pt"
     target.write_bytes(b"old checkpoint")
     code = (f"import resource, signal, torch; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-            f"resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); from l2t.train import _atomic_save, WriteError\n"
-            f"try:\n    _atomic_save({{'w': torch.zeros(100_000)}}, {str(target)!r})\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); from l2t.files import atomic_save, WriteError\n"
+            f"try:\n    atomic_save({{'w': torch.zeros(100_000)}}, {str(target)!r})\n"
             f"except WriteError as e:\n    print('WriteError', e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.startswith(f"WriteError could not write {target}") and "disk full" in out.stdout, out

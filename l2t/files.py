@@ -1,0 +1,61 @@
+"""Files never half-written nor written by two processes at once: atomic writes and locks (POSIX flock)."""
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+
+class WriteError(OSError):
+    """A file could not be written (full disk, read-only folder); the message names it."""
+
+
+def _failed(path, e):
+    """The one-line WriteError of a failed write of ``path``."""
+    why = (str(e).splitlines() or [repr(e)])[0]
+    return WriteError(f"could not write {path} ({type(e).__name__}: {why}); is the disk full or the folder "
+                      f"read-only? The previous file, if any, is unchanged")
+
+
+def atomic_save(obj, path):
+    """``torch.save`` to a temporary file, then rename: an interrupted or failed write leaves the old file as it
+    was and no temporary file behind."""
+    tmp = Path(f"{path}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:   # torch reports a full disk as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise _failed(path, e) from None
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` atomically; processes writing the same path at once do not collide."""
+    tmp = Path(f"{path}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _failed(path, e) from None
+
+
+@contextmanager
+def lock(path, busy=None):
+    """Hold an exclusive lock on the file ``path`` for the block: wait for it, or, given ``busy`` (a message),
+    refuse at once with that ValueError when another process holds it. No lock where fcntl is missing
+    (Windows): there one process at a time is the user's job."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "w") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except OSError:
+            raise ValueError(busy) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
