@@ -97,3 +97,12 @@ def test_the_readme_tables_are_the_ones_the_result_files_give():
     root = Path(__file__).resolve().parents[1]
     text = (root / "README.md").read_text()
     assert book_script("prepare").readme_blocks(text) == text, "run: python book/prepare.py --readme"
+
+
+def test_no_page_closes_a_fence_with_text_after_it():
+    """'``` text' cannot close a fence: the rest of the page would vanish into it (as once in the appendix)."""
+    import re
+    root = Path(__file__).resolve().parents[1]
+    for page in sorted((root / "book").glob("*.md")):
+        bad = [i + 1 for i, line in enumerate(page.read_text().splitlines()) if re.match(r"^```+\s+\S", line)]
+        assert bad == [], f"{page.name}: lines {bad}"
