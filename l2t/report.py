@@ -112,13 +112,23 @@ def paired_table(folder, lr=0.01, top="l2t-ww", methods=FIG5_DRAWN, ns=NS):
     return "\n".join(lines)
 
 
-def two_by_two(folder, lrs=(0.01, 0.03), ns=(10, 25)):
-    """L2T-ww and ``fm-all-to-all`` (the same 15 pairs, w uniform, lambda = 1) at two learning rates, per N."""
-    lines = ["| N | lr | L2T-ww | fm-all-to-all | L2T-ww minus fm-all-to-all |", "|---|---|---|---|---|"]
+def two_by_two(folder, lrs=(0.01, 0.03), ns=(10, 25), name="l2t-ww"):
+    """L2T-ww (``name``: or a variant of it) and ``fm-all-to-all`` (the same 15 pairs, w uniform, lambda = 1)
+    at each learning rate, per N."""
+    top = label(name)
+    lines = [f"| N | lr | {top} | fm-all-to-all | {top} minus fm-all-to-all |", "|---|---|---|---|---|"]
     for n in ns:
         for lr in lrs:
-            ww, fm = runs(folder, "l2t-ww", n, lr), runs(folder, "fm-all-to-all", n, lr)
+            ww, fm = runs(folder, "l2t-ww", n, lr, name=name), runs(folder, "fm-all-to-all", n, lr)
             lines.append(f"| {n} | {lr:g} | {_mean(ww)} | {_mean(fm)} | {_cell(paired(ww, fm))} |")
+    return "\n".join(lines)
+
+
+def lr_effect(folder, method, lrs=(0.01, 0.03), ns=(10, 25)):
+    """What moving ``method`` from the first learning rate to the second does, paired by seed, per N."""
+    lines = [f"| N | {label(method)} at lr {lrs[1]:g} minus at lr {lrs[0]:g} |", "|---|---|"]
+    for n in ns:
+        lines.append(f"| {n} | {_cell(paired(runs(folder, method, n, lrs[1]), runs(folder, method, n, lrs[0])))} |")
     return "\n".join(lines)
 
 
