@@ -115,7 +115,7 @@ def config_from_args(args):
     values.update({f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None})
     cfg = Config(**values)
     m = method(cfg.method)
-    if args.sources is not None and not (m["fm"] or m["at"] or m["lwf"]):   # it would be recorded, never used
+    if args.sources is not None and not m["source"]:   # it would be recorded, never used
         raise ValueError(f"--source applies to methods that use a source network; {cfg.method} uses none")
     return cfg
 
@@ -251,10 +251,9 @@ def _kept(out):
     """Where an interrupted command's last checkpoint is, and how to continue from it."""
     ckpt = Path(out or "") / "checkpoint.pt"
     if out and ckpt.is_file():
-        import torch
-        try:
-            epoch = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]
-            return f"the last checkpoint is {ckpt} (epoch {epoch}); add --resume to continue from it"
-        except Exception:
+        from .train import checkpoint_epoch
+        epoch = checkpoint_epoch(ckpt)
+        if epoch is None:
             return f"{ckpt} is unreadable; start again with --overwrite"
+        return f"the last checkpoint is {ckpt} (epoch {epoch}); add --resume to continue from it"
     return "no checkpoint of this command was kept" if out else "runs in progress keep their checkpoints in runs/"

@@ -22,4 +22,5 @@ def method(name):
     """The configuration of a method by its paper name."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
-    return {**dict(fm=False, what=False, where=False, at=False, lwf=False, pairs=None), **METHODS[name]}
+    m = {**dict(fm=False, what=False, where=False, at=False, lwf=False, pairs=None), **METHODS[name]}
+    return {**m, "source": m["fm"] or m["at"] or m["lwf"]}   # source: whether it reads a source network

@@ -71,9 +71,7 @@ def _mean(rs):
         return "*not yet run*"
     if len(accs) == 1:
         return f"{accs[0]:.2f} (1 seed)"
-    mean = sum(accs) / len(accs)
-    std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
-    return f"{mean:.2f} ± {std:.2f}"
+    return f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}"
 
 
 def mean_table(folder, lr=0.01, methods=FIG5_DRAWN, ns=NS):

@@ -21,11 +21,9 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
-
 from .files import atomic_save, atomic_write_text, lock
 from .methods import method
-from .train import Config, Trainer, config_from_dict
+from .train import Config, Trainer, checkpoint_epoch, config_from_dict
 
 FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
 FIG5_DRAWN = [*FIG5_METHODS, "fm-all-to-all"]   # the figure: the paper's lines, and the ablation (dashed)
@@ -212,9 +210,8 @@ def run_state(cfg, results, runs):
         return f"bad result file: {why}" if why else "done"
     ckpt = Path(runs) / run_id(cfg) / "checkpoint.pt"
     if ckpt.exists():   # mmap: only the small header is read, not the weights
-        try:
-            epoch = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]
-        except Exception:
+        epoch = checkpoint_epoch(ckpt)
+        if epoch is None:
             return "unreadable checkpoint (truncated?): move it away to start over"
         left = time_left(ckpt.with_name("metrics.jsonl"), epoch, cfg.epochs)
         return f"resumes at epoch {epoch}/{cfg.epochs}" + (f", ~{left} left" if left else "")

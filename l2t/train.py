@@ -278,9 +278,8 @@ class Trainer:
                             else D.num_classes(cfg.dataset))
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.target, self.num_classes).to(self.device)
-        needs_source = self.m["fm"] or self.m["at"] or self.m["lwf"]
         self.sources, self.source_archs = [], []
-        if needs_source:
+        if self.m["source"]:
             specs = _source_specs(cfg.sources)
             self.source_archs = [a for a, _, _ in specs]
             self.sources = sources or [build_source(a, p, h) for a, p, h in specs]
@@ -560,9 +559,7 @@ class Trainer:
         """What a stopped run leaves behind, truthfully: its last checkpoint, or none."""
         ckpt = Path(self.cfg.out) / "checkpoint.pt"
         if ckpt.exists():
-            return (f"the last good checkpoint "
-                    f"(epoch {torch.load(ckpt, map_location='cpu', weights_only=True, mmap=True)['epoch']}) "
-                    f"is kept in {ckpt}")
+            return f"the last good checkpoint (epoch {checkpoint_epoch(ckpt)}) is kept in {ckpt}"
         return "no checkpoint was saved before it (nothing to resume)"
 
     # ---- evaluation ----
@@ -667,6 +664,14 @@ class Trainer:
         self.epoch, self.iteration, self.best = state["epoch"], state["iteration"], state["best"]
         self.elapsed = state.get("elapsed_s", 0.0)   # checkpoints before this field: time starts again
         self.provenance = json.loads(state["provenance"]) if state.get("provenance") else None
+
+
+def checkpoint_epoch(path):
+    """The epoch a checkpoint was saved at, reading only its small header (mmap); None if it is unreadable."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+    except Exception:
+        return None
 
 
 def read_checkpoint(path, device="cpu"):
