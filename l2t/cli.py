@@ -5,43 +5,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-import yaml
-
+from .config import BN_UPDATES, CHOICES, HELP, META_ORDERS, UNREACHED, Config, read_yaml
 from .files import WriteError
-from .lookahead import UNREACHED
-from .methods import METHODS, method
-from .pairs import NAMES
-from .train import BN_UPDATES, Config, NonFiniteLoss
-
-HELP = {   # one line per Config field; the default is appended (methods are listed here, not as argparse choices,
-# so that a wrong one is l2t's one-line error rather than argparse's usage block)
-    "method": "method by its paper name: " + ", ".join(METHODS),
-    "dataset": "target dataset: cifar10, cifar100, stl10, cub200, dog, mit67, stanford40, tinyimagenet",
-    "target": "target network: vgg9 (32x32), resnet18 (224x224), or a CIFAR resnet20/32/44/56",
-    "pairs": "layer pairs m-n,m-n (source map m -> target map n) or a ready-made set: " + ", ".join(NAMES),
-    "samples_per_class": "training images per class (Figure 5's N; default: all)",
-    "split": "auto (the paper's split where it has one), paper, or none (hold out --val-per-class)",
-    "val_per_class": "validation images per class held out of the training set when there is no paper split",
-    "epochs": "training epochs", "batch_size": "images per SGD step", "lr": "SGD learning rate (cosine schedule)",
-    "momentum": "SGD momentum", "weight_decay": "SGD weight decay", "beta": "weight beta of the matching loss (Eq. 3)",
-    "T": "lookahead steps on the matching loss before the meta-gradient (Alg. 1 line 5)",
-    "meta_lr": "Adam learning rate of the what/where networks", "meta_weight_decay": "Adam weight decay of phi",
-    "meta_every": "update phi every k-th iteration (1 = Algorithm 1 exactly)",
-    "meta_order": "exact, or first (a cheaper meta-gradient without Hessian terms)",
-    "lookahead_unreached": "lookahead rule for parameters a step's loss does not reach: zero-grad (the authors') or "
-                           "kept (PyTorch 2's SGD)",
-    "bn_updates": "BatchNorm running-statistics updates per L2T iteration: once (line 4), or authors (also a "
-                  "train-mode forward at theta_0 after the meta-step, as the authors' code)",
-    "bf16": "bf16 autocast for the source pass and the line-4 step (GPU)",
-    "cuda_graph": "replay each iteration as CUDA graphs (GPU only)", "at_beta": "weight of the attention-transfer loss",
-    "lwf_weight": "weight of the LwF distillation loss", "seed": "seed of the training subset and initialisation",
-    "device": "auto, cpu, cuda or cuda:N", "eval_every": "validate every k epochs",
-    "ckpt_every": "checkpoint every k epochs (and 10 minutes after the last save)",
-    "eval_test": "also score the test set at every validation", "max_iters": "stop after this many iterations (checks)",
-    "workers": "DataLoader workers (224x224 datasets)", "out": "folder for metrics.jsonl, checkpoint.pt, result.json",
-}
-CHOICES = {"meta_order": ["exact", "first"], "lookahead_unreached": list(UNREACHED), "bn_updates": list(BN_UPDATES),
-           "split": ["auto", "paper", "none"]}
+from .methods import method
+from .train import NonFiniteLoss
 
 
 def _add_config_flags(p):
@@ -60,58 +27,9 @@ def _add_config_flags(p):
             p.add_argument(flag, dest=f.name, type=typ, default=None, choices=CHOICES.get(f.name), help=text)
 
 
-CONFIGS = Path(__file__).parent / "configs"   # the packaged configs, by name: --config figure5-quick
-
-
-class _UniqueKeys(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice (plain YAML would keep the last one silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
-        twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-        if twice is not None:
-            raise yaml.constructor.ConstructorError(None, None, f"key {twice!r} is given twice", node.start_mark)
-        return super().construct_mapping(node, deep)
-
-
-def _typed(name, value, path):
-    """A YAML value as its Config field's type: YAML 1.1 reads ``1e-3`` as a string, ``0.001`` as a float."""
-    typ = {f.name: f.type for f in fields(Config)}[name]
-    if (typ in (int, float) and isinstance(value, str)
-            or typ is float and isinstance(value, int) and not isinstance(value, bool)):
-        try:
-            return typ(value)
-        except ValueError:
-            raise ValueError(f"{name} in {path} must be {'an integer' if typ is int else 'a number'}, "
-                             f"got {value!r}") from None
-    return value
-
-
 def config_from_args(args):
     """Config = defaults, then the YAML file, then the flags given on the command line."""
-    values = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.exists():
-            packaged = CONFIGS / (args.config + ".yaml")
-            if "/" in args.config or not packaged.exists():
-                raise FileNotFoundError(f"config {args.config!r} is neither a file nor one of the packaged "
-                                        f"configs {sorted(p.stem for p in CONFIGS.glob('*.yaml'))}")
-            path = packaged
-        if path.is_dir():
-            raise ValueError(f"config {path} is a folder; give a YAML file of Config fields")
-        try:
-            values = yaml.load(path.read_text(), Loader=_UniqueKeys) or {}
-        except UnicodeDecodeError:
-            raise ValueError(f"config {path} is not a text file (YAML expected)") from None
-        except yaml.YAMLError as e:
-            raise ValueError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"config {path} must be a mapping of Config fields, got {type(values).__name__}")
-        unknown = set(values) - {f.name for f in fields(Config)}
-        if unknown:
-            raise ValueError(f"unknown keys in {path}: {sorted(unknown)}")
-        values = {k: _typed(k, v, path) for k, v in values.items()}
+    values = read_yaml(args.config) if args.config else {}
     values.update({f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None})
     cfg = Config(**values)
     m = method(cfg.method)
@@ -155,11 +73,10 @@ def cmd_inspect(args):
 def cmd_reproduce(args):
     """``l2t reproduce EXPERIMENT``: a paper experiment's runs, resumable (Fig. 5, Tables 1-2)."""
     from .reproduce import reproduce
-    reproduce(args.experiment, scale=args.scale, seeds=args.seeds, methods=args.methods, out=args.out,
-              column=args.column, samples=args.samples, device=args.device, dry_run=args.dry_run,
-              max_iters=args.max_iters, meta_order=args.meta_order, meta_every=args.meta_every,
-              cuda_graph=args.cuda_graph, lr_grid=args.lr_grid, unreached=args.lookahead_unreached,
-              keep_model=args.keep_model, lr=args.lr, bn_updates=args.bn_updates)
+    options = {k: getattr(args, k) for k in ("seeds", "methods", "samples", "out", "device", "dry_run", "max_iters",
+                                             "meta_order", "meta_every", "cuda_graph", "lr_grid", "keep_model", "lr",
+                                             "bn_updates")}
+    reproduce(args.experiment, scale=args.scale, column=args.column, unreached=args.lookahead_unreached, **options)
 
 
 def cmd_train_source(args):
@@ -204,7 +121,7 @@ def main(argv=None):
     p.add_argument("--max-iters", type=int, help="stop every run after this many iterations (recipe check)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the runs, their configs and which are done or resume from a checkpoint; run nothing")
-    p.add_argument("--meta-order", choices=["exact", "first"], default="exact",
+    p.add_argument("--meta-order", choices=list(META_ORDERS), default="exact",
                    help="figure5: L2T runs with the first-order meta-gradient (at the exact method's lr)")
     p.add_argument("--meta-every", type=int, default=1, help="figure5: L2T runs update phi every k-th iteration")
     p.add_argument("--lr-grid", action="store_true",
@@ -212,7 +129,7 @@ def main(argv=None):
                         "default: every method at lr 0.01)")
     p.add_argument("--lr", type=float,
                    help="figure5: every method at this learning rate instead of the scale's (quick: 0.01)")
-    p.add_argument("--lookahead-unreached", choices=["zero-grad", "kept"], default="zero-grad",
+    p.add_argument("--lookahead-unreached", choices=list(UNREACHED), default="zero-grad",
                    help="figure5: L2T runs' lookahead rule for parameters a step's loss does not reach "
                         "(default zero-grad, the authors'; kept: results suffixed -kept)")
     p.add_argument("--bn-updates", choices=list(BN_UPDATES), default="once",
@@ -251,7 +168,7 @@ def _kept(out):
     """Where an interrupted command's last checkpoint is, and how to continue from it."""
     ckpt = Path(out or "") / "checkpoint.pt"
     if out and ckpt.is_file():
-        from .train import checkpoint_epoch
+        from .runfolder import checkpoint_epoch
         epoch = checkpoint_epoch(ckpt)
         if epoch is None:
             return f"{ckpt} is unreadable; start again with --overwrite"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision
 from torchvision import transforms
 
 from .files import atomic_save
+from .models import image_size
 
 MEAN = (0.485, 0.456, 0.406)   # the source network was trained with ImageNet normalisation
 STD = (0.229, 0.224, 0.225)
@@ -224,70 +224,81 @@ def normalize(x_uint8):
     return (x_uint8.float() / 255 - mean) / std
 
 
-def augment(x_uint8, generator, pad=4):
-    """Random crop with zero padding ``pad`` and horizontal flip, per image, on a uint8 batch."""
-    b, _, h, w = x_uint8.shape
-    padded = F.pad(x_uint8, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x_uint8.device)
-    ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x_uint8.device)
-    flip = (torch.rand(b, generator=generator) < 0.5).to(x_uint8.device)
-    rows = oy[:, None] + torch.arange(h, device=x_uint8.device)
-    cols = ox[:, None] + torch.arange(w, device=x_uint8.device)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    batch = torch.arange(b, device=x_uint8.device)[:, None, None]
-    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2)
-
-
-class TensorLoader:
-    """Batches from in-memory uint8 images: shuffled and augmented when ``train``; normalised floats out."""
-
-    def __init__(self, images, labels, batch_size, train, generator=None, device="cpu"):
-        self.images, self.labels = images.to(device), labels.to(device)
-        self.batch_size, self.train = batch_size, train
-        self.generator = generator or torch.Generator().manual_seed(0)
-
-    def __len__(self):
-        return -(-len(self.labels) // self.batch_size)
-
-    def __iter__(self):
-        n = len(self.labels)
-        order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
-        order = order.to(self.images.device)
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            x = self.images[idx]
-            if self.train:
-                x = augment(x, self.generator)
-            yield normalize(x), self.labels[idx]
-
-
-def loader(part, batch_size, train, generator=None, device="cpu", workers=0):
-    """Batches of a data part: a ``TensorLoader`` for ``(images, labels)``, a ``DataLoader`` for a dataset.
-
-    Decoded datasets (32x32) batch ``batch_size`` images; evaluation of image datasets (224x224) batches
-    at most 256, to bound memory.
-    """
-    if isinstance(part, (tuple, list)):
-        return TensorLoader(*part, batch_size, train, generator, device)
-    if not train:
-        return torch.utils.data.DataLoader(part, min(batch_size, 256), num_workers=workers)
-    # not persistent: each epoch's workers are seeded anew from the generator, which the trainer seeds from
-    # (seed, epoch), so a resumed run's crops and flips are an uninterrupted run's (Trainer._train_epoch)
-    return torch.utils.data.DataLoader(part, batch_size, shuffle=True, generator=generator, num_workers=workers,
-                                       pin_memory=torch.device(device).type == "cuda")
-
-
 def train_transform(size):
-    """Paper's training augmentation: pad-4 crop + flip at 32; RandomResizedCrop + flip at 224."""
-    if size == 32:
-        aug = [transforms.Resize((32, 32)), transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
-    else:
-        aug = [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()]
-    return transforms.Compose(aug + [transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    """Paper's training augmentation for image files (224x224): RandomResizedCrop + flip, then normalisation."""
+    return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
+                               transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
 
 
 def eval_transform(size):
-    """Paper's evaluation transform: as is at 32; Resize(256) + CenterCrop(224) at 224."""
-    resize = [transforms.Resize((32, 32))] if size == 32 else [transforms.Resize(256), transforms.CenterCrop(size)]
-    return transforms.Compose(resize + [transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    """Paper's evaluation transform for image files (224x224): Resize(256) + CenterCrop(224), normalisation."""
+    return transforms.Compose([transforms.Resize(256), transforms.CenterCrop(size), transforms.ToTensor(),
+                               transforms.Normalize(MEAN, STD)])
+
+
+PAPER_SPLITS = ("cifar100", "stl10", "cub200", "dog")  # datasets with the paper's split files
+
+
+VAL_SEED = 2019  # the validation subset is the same for every run, method and seed
+
+
+def prepare_data(cfg, root=None):
+    """Train / val / test data of a config.
+
+    32x32 targets: uint8 tensors ``{'train': (x, y), 'val': ..., 'test': ...}`` (decoded once, augmented on
+    tensors). 224x224 targets: torchvision datasets with the paper's transforms (``train`` augmented,
+    ``train_eval``/``val``/``test`` with Resize(256) + CenterCrop(224)).
+    """
+    size = image_size(cfg.target)   # Config has checked every setting
+    train_set = load_dataset(cfg.dataset, train=True, root=root)
+    test_set = load_dataset(cfg.dataset, train=False, root=root)
+    use_split = cfg.split == "paper" or (cfg.split == "auto" and cfg.dataset in PAPER_SPLITS)
+    if getattr(train_set, "classes", None) != getattr(test_set, "classes", None):   # ImageFolder would re-index
+        raise ValueError(f"{cfg.dataset}: the training and test sets have different classes "
+                         f"({len(getattr(train_set, 'classes', []))} and {len(getattr(test_set, 'classes', []))}); "
+                         f"a class folder is missing or extra")
+    if use_split:
+        train_idx, val_idx = paper_split(cfg.dataset, "train", root), paper_split(cfg.dataset, "val", root)
+        test_idx = paper_split(cfg.dataset, "test", root)
+        _check_split(cfg.dataset, {"train": (train_idx, train_set), "val": (val_idx, train_set),
+                                   "test": (test_idx, test_set)})
+    else:
+        val_idx = per_class_subset(train_set.targets, cfg.val_per_class, VAL_SEED)
+        test_idx = range(len(test_set))
+        held_out = set(val_idx)
+        train_idx = [i for i in range(len(train_set)) if i not in held_out]
+    if cfg.samples_per_class is not None:
+        targets = [train_set.targets[i] for i in train_idx]
+        train_idx = [train_idx[i] for i in per_class_subset(targets, cfg.samples_per_class, cfg.seed)]
+    copy = {"train": fingerprint(train_set), "test": fingerprint(test_set)}   # which copy of the data
+    if size == 32:
+        return {"train": decode(train_set, train_idx), "val": decode(train_set, val_idx),
+                "test": decode_cached(test_set, test_idx, f"{cfg.dataset}-test-{len(test_idx)}"),
+                "fingerprint": copy}
+    augmented = load_dataset(cfg.dataset, train=True, root=root)
+    augmented.transform, train_set.transform = train_transform(size), eval_transform(size)
+    test_set.transform = eval_transform(size)
+    subset = torch.utils.data.Subset
+    return {"train": subset(augmented, list(train_idx)), "train_eval": subset(train_set, list(train_idx)),
+            "val": subset(train_set, list(val_idx)), "test": subset(test_set, list(test_idx)), "fingerprint": copy}
+
+
+def _check_split(dataset, parts):
+    """The paper's split files hold integer indices in range, and train and val do not overlap."""
+    for name, (idx, data) in parts.items():
+        if not idx or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(data) for i in idx):
+            raise ValueError(f"splits/{dataset}-{name}.json: its indices must be integers in [0, {len(data)}), "
+                             f"and there must be some")
+    if set(parts["train"][0]) & set(parts["val"][0]):
+        raise ValueError(f"splits/{dataset}-train.json and -val.json share images; they must be disjoint")
+
+
+def labels_of(part):
+    """The labels of a data part: a ``(images, labels)`` pair or a (Subset of a) torchvision dataset."""
+    if isinstance(part, (tuple, list)):
+        return part[1].cpu()
+    if isinstance(part, torch.utils.data.Subset):
+        targets = part.dataset.targets
+        return torch.tensor([targets[i] for i in part.indices])
+    return torch.tensor(part.targets)
+

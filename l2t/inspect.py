@@ -4,7 +4,9 @@ from pathlib import Path
 
 import torch
 
-from . import data as D
+from .batches import loader
+from .config import config_from_dict
+from .runfolder import read_checkpoint
 
 
 @torch.no_grad()
@@ -15,7 +17,7 @@ def transfer_weights(trainer, part, labels=None, batch_size=500):
     lam_sum, what_sum, n = None, None, 0
     if labels is not None:
         part = (part, labels)
-    for x, _ in D.loader(part, batch_size, False, device=trainer.device, workers=trainer.cfg.workers):
+    for x, _ in loader(part, batch_size, False, device=trainer.device, workers=trainer.cfg.workers):
         x = x.to(trainer.device)
         feats = [f for src in trainer.sources for f in src(x)[1]]
         what = [w.sum(0) for w in trainer.what(feats)]
@@ -30,7 +32,7 @@ def transfer_weights(trainer, part, labels=None, batch_size=500):
 
 def load_run(run_dir, device="cpu", data=None):
     """A Trainer restored from a run folder (its config.json and checkpoint.pt)."""
-    from .train import Trainer, config_from_dict, read_checkpoint
+    from .train import Trainer
     run_dir = Path(run_dir)
     if not (run_dir / "checkpoint.pt").exists():
         raise FileNotFoundError(f"no checkpoint.pt in {run_dir}: is it the --out folder of an `l2t train` run?")
@@ -52,7 +54,7 @@ def load_trained(stem, device="cpu", data=None, sources=None):
     best-validation network (kept in float16, restored to float32); phi is the one at the end of training.
     ``data`` and ``sources`` are handed to the Trainer (by default: the run's own).
     """
-    from .train import Trainer, config_from_dict
+    from .train import Trainer
     stem = Path(stem)
     phi_path, model_path = stem.with_name(f"{stem.name}-phi.pt"), stem.with_name(f"{stem.name}-model.pt")
     phi, model = _read_artefact(phi_path, "what"), _read_artefact(model_path, "model")

@@ -7,10 +7,11 @@ a pair whose two runs ran on different hardware (a GPU and a CPU, or two CPU ins
 import statistics
 from pathlib import Path
 
+from .config import config_from_dict
 from .plots import label
-from .reproduce import FIG5_DRAWN, FIG5_METHODS, figure5_planned, load_results, run_id, variant
+from .protocol import FIG5_DRAWN, FIG5_METHODS, figure5_planned
+from .results import load_results, run_id, variant
 from .stats import paired_interval
-from .train import config_from_dict
 
 NS = (10, 25, 50, 100)
 

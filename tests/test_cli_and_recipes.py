@@ -14,8 +14,8 @@ from PIL import Image
 from l2t import plots
 from l2t import reproduce as R
 from l2t.cli import main
+from l2t.config import HOW_TO_RUN
 from l2t.models import build_model
-from l2t.train import HOW_TO_RUN
 
 
 @needs_cifar10
@@ -141,7 +141,7 @@ def test_224_setting_trains_from_imagefolder_with_paper_transforms(tmp_path, mon
     assert r["iterations"] == 1 and r["n_train"] == 8 and 0 <= r["test_acc"] <= 100
     from torchvision import transforms as TV
 
-    from l2t.train import prepare_data
+    from l2t.data import prepare_data
     data = prepare_data(plan[0])   # the paper's transforms: random-resized crops to train, a centre crop to score
     train = [type(t) for t in data["train"].dataset.transform.transforms]
     assert train[:2] == [TV.RandomResizedCrop, TV.RandomHorizontalFlip]
@@ -219,8 +219,8 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     assert s["test_acc"] == [30.0, 32.0, 13.0] and s["collapsed"] == [False, False, True]
     assert abs(s["mean"] - 25.0) < 1e-9 and abs(s["std"] - 10.4403) < 1e-4   # the sample std (n - 1), as in the paper
     assert list(summary) == ["scratch"]              # every method at lr 0.01: the lr 0.1 runs are not in it
-    own = R.own_lr_json(R.own_lr_summary(folder))    # the secondary view: each at its chosen lr
-    assert (own["scratch"][10]["test_acc"] == [30.0, 32.0, 13.0]
+    own = json.loads((folder / "summary-own-lr.json").read_text())   # the secondary view: each at its chosen lr
+    assert (own["scratch"]["10"]["test_acc"] == [30.0, 32.0, 13.0]
             and "l2t-ww-kept [lr 0.1, grid not finished]" in own)   # no rule recorded: an old run
     text = (folder / "summary.md").read_text()
     assert "s2: 13.00*" in text and "12.00" not in text
@@ -228,7 +228,7 @@ def test_figure5_summary_lists_every_seed_flags_collapse_and_drops_lost_lr(tmp_p
     assert "0.50 GPU-hours" in text and "2.00 CPU-hours" in text   # 4 CPU runs and 1 GPU run of 30 min each
     assert (folder / "figure5.png").stat().st_size > 1000
     assert "| 25.00 ± 10.44 |" in text and "| 35.00 (1 seed) |" in text   # one seed: no spread, not "± 0.00"
-    assert own["l2t-ww-kept [lr 0.1, grid not finished]"][10]["std"] is None
+    assert own["l2t-ww-kept [lr 0.1, grid not finished]"]["10"]["std"] is None
 
 
 def test_figure5_summary_leaves_out_runs_without_a_sample_count_and_says_so(tmp_path):
@@ -255,10 +255,10 @@ def test_figure5_summary_keeps_learning_rates_apart_in_any_folder(tmp_path):
     (folder / "at-n10-s0-lr0.1.json").write_text(json.dumps(r))
     summary = R.summarize_figure5(folder, verbose=False)
     assert summary == {"scratch": {10: summary["scratch"][10]}} and summary["scratch"][10]["test_acc"] == [30.0, 32.0]
-    own = R.own_lr_json(R.own_lr_summary(folder))
-    assert own["scratch [lr 0.01, grid not finished]"][10]["test_acc"] == [30.0, 32.0]
-    assert own["scratch [lr 0.1, grid not finished]"][10]["test_acc"] == [20.0]
-    assert own["at"][10]["test_acc"] == [25.0]   # one lr and no grid in this folder: the run as it is
+    own = json.loads((folder / "summary-own-lr.json").read_text())
+    assert own["scratch [lr 0.01, grid not finished]"]["10"]["test_acc"] == [30.0, 32.0]
+    assert own["scratch [lr 0.1, grid not finished]"]["10"]["test_acc"] == [20.0]
+    assert own["at"]["10"]["test_acc"] == [25.0]   # one lr and no grid in this folder: the run as it is
 
 
 def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their_own_results(tmp_path, monkeypatch):
@@ -290,7 +290,7 @@ def test_figure5_cheaper_meta_gradient_options_reuse_the_exact_lr_and_keep_their
     summary = R.summarize_figure5(folder, verbose=False, lr=0.03)
     assert summary["l2t-ww"][10]["test_acc"] == [33.0] and summary["l2t-ww-first"][10]["test_acc"] == [31.0]
     assert list(summary) == ["l2t-ww", "l2t-ww-first"]   # the method, its option (fm-all-to-all ran at 0.01)
-    own = R.own_lr_json(R.own_lr_summary(folder))
+    own = json.loads((folder / "summary-own-lr.json").read_text())
     assert list(own) == ["fm-all-to-all", "l2t-ww", "l2t-ww-first"]   # the ablation, the method, its option
     assert drawn["lines"] == ["l2t-ww"]                 # Figure 5 draws the paper's lines only ...
     assert (folder / "paired.png").stat().st_size > 1000   # ... every method and option goes on the paired plot
@@ -352,7 +352,7 @@ def test_lr_grid_runs_at_n10_records_under_the_exact_name_and_a_recipe_check_rec
 
 
 def test_summary_and_partial_status_count_the_same_runs_of_a_cheaper_option(tmp_path):
-    from l2t.partial import figure5_status
+    from l2t.teach.partial import figure5_status
     folder = tmp_path / "figure5-quick"
     folder.mkdir()
     (folder / "lr_choice.json").write_text(json.dumps({"l2t-ww": {"chosen_lr": 0.03}}))   # not the main view's

@@ -4,6 +4,7 @@ import torch
 from conftest import needs_cifar10
 
 from l2t import data as D
+from l2t.batches import TensorLoader, augment
 
 
 def test_per_class_subset_balanced_and_reproducible():
@@ -21,7 +22,7 @@ def test_per_class_subset_balanced_and_reproducible():
 
 def test_augment_is_a_shifted_flipped_crop():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
-    out = D.augment(x, torch.Generator().manual_seed(0), pad=2)
+    out = augment(x, torch.Generator().manual_seed(0), pad=2)
     assert out.shape == x.shape and out.dtype == torch.uint8
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for b in range(2):  # each output is some crop of the padded image, possibly flipped
@@ -32,7 +33,7 @@ def test_augment_is_a_shifted_flipped_crop():
 def test_tensor_loader_covers_every_image_once():
     images = torch.zeros(10, 3, 4, 4, dtype=torch.uint8)
     labels = torch.arange(10)
-    seen = torch.cat([y for _, y in D.TensorLoader(images, labels, 4, train=True)])
+    seen = torch.cat([y for _, y in TensorLoader(images, labels, 4, train=True)])
     assert sorted(seen.tolist()) == list(range(10))
 
 
@@ -152,7 +153,8 @@ def test_a_torchvision_format_copy_loads_through_torchvision_with_its_own_finger
 
 @needs_cifar10
 def test_a_run_records_which_copy_of_its_dataset_it_read():
-    from l2t.train import Config, prepare_data
+    from l2t.config import Config
+    from l2t.data import prepare_data
     data = prepare_data(Config(method="scratch", samples_per_class=1, val_per_class=1))
     assert data["fingerprint"] == {"train": D.fingerprint(D.load_dataset("cifar10", True)),
                                    "test": D.fingerprint(D.load_dataset("cifar10", False))}
@@ -173,7 +175,8 @@ def test_the_book_names_its_cifar10_copy_and_that_copy_has_those_fingerprints():
 def test_a_test_set_missing_a_class_is_refused_not_scored_on_shifted_labels(tmp_path):
     import shutil
 
-    from l2t.train import Config, prepare_data
+    from l2t.config import Config
+    from l2t.data import prepare_data
     tiny_cifar10_folder(tmp_path)
     shutil.rmtree(tmp_path / "cifar10" / "test" / "class3")
     with pytest.raises(ValueError, match="training and test sets have different classes \\(10 and 9\\)"):
@@ -186,7 +189,8 @@ def test_a_test_set_missing_a_class_is_refused_not_scored_on_shifted_labels(tmp_
 def test_split_files_are_checked_before_training(tmp_path, train, val, message):
     import json
 
-    from l2t.train import Config, prepare_data
+    from l2t.config import Config
+    from l2t.data import prepare_data
     tiny_cifar10_folder(tmp_path)
     for name, idx in (("train", train), ("val", val), ("test", [0, 1])):
         (tmp_path / "splits" / f"cifar10-{name}.json").write_text(json.dumps({"indices": idx}))

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from l2t.lookahead import UNREACHED, meta_gradient, sgd_step
 from l2t.matching import wfm_loss
-from l2t.toy import (
+from l2t.teach.toy import (
     directional_derivative,
     exact_meta_gradient,
     finite_difference,
@@ -38,7 +38,7 @@ def ours(target, regressors, what, where, opt, x, y, sf, T):
 @pytest.mark.parametrize("unreached", UNREACHED)
 @pytest.mark.parametrize("T", [1, 2])
 def test_meta_gradient_matches_central_finite_differences(T, unreached):
-    """The value is torch.optim.SGD's own (l2t.toy.outer_loss_by_sgd); the gradient matches it along 3 directions.
+    """The value is torch.optim.SGD's own (l2t.teach.toy.outer_loss_by_sgd); the gradient matches it along 3 directions.
 
     Under both rules for parameters a lookahead step does not reach (zeroed gradients or none).
     """

@@ -1,11 +1,11 @@
-"""l2t.partial: a Figure 5 results folder read while it is still being filled."""
+"""l2t.teach.partial: a Figure 5 results folder read while it is still being filled."""
 import json
 from pathlib import Path
 
 from conftest import fig5
 
-from l2t.partial import figure5_status
 from l2t.reproduce import summarize_figure5
+from l2t.teach.partial import figure5_status
 
 
 def write(folder, method, n, seed, lr, acc, max_iters=None):
@@ -46,7 +46,7 @@ def test_status_of_a_missing_folder(tmp_path):
 
 
 def test_results_folder_is_found_from_the_notebooks_folder_or_the_root(tmp_path, monkeypatch):
-    from l2t.partial import results_folder
+    from l2t.teach.partial import results_folder
     (tmp_path / "results" / "figure5-quick").mkdir(parents=True)
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")

@@ -1,8 +1,8 @@
-"""l2t.quick: small fixed splits for CPU-scale runs."""
+"""l2t.teach.quick: small fixed splits for CPU-scale runs."""
 import torch
 from conftest import needs_cifar10
 
-from l2t.quick import small_data
+from l2t.teach.quick import small_data
 
 
 @needs_cifar10

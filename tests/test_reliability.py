@@ -170,11 +170,14 @@ def test_a_result_made_with_other_settings_is_never_reused(tmp_path):
 
 
 def test_provenance_is_recorded_when_a_run_starts_and_kept_through_a_resume(tmp_path, monkeypatch):
-    import l2t.train as T
-    monkeypatch.setattr(T, "git_commit", lambda: "first")
+    import l2t.evaluate as E
+    import l2t.runfolder as F
+    monkeypatch.setattr(F, "git_commit", lambda: "first")
+    monkeypatch.setattr(E, "git_commit", lambda: "first")
     trainer = run(tmp_path, method="scratch", max_iters=1, epochs=2)
     trainer.fit(progress=False)
-    monkeypatch.setattr(T, "git_commit", lambda: "second")
+    monkeypatch.setattr(F, "git_commit", lambda: "second")
+    monkeypatch.setattr(E, "git_commit", lambda: "second")
     result = run(tmp_path, method="scratch", max_iters=2, epochs=2).fit(resume=True, progress=False)
     assert result["git_commit"] == "first" and result["started"] and "git_dirty" in result
 
@@ -345,7 +348,7 @@ def test_a_source_for_a_method_without_one_is_refused(tmp_path, capsys):
 
 
 def test_an_empty_checkpoint_is_named_empty_not_a_crash(tmp_path):
-    from l2t.train import read_checkpoint
+    from l2t.runfolder import read_checkpoint
     (tmp_path / "checkpoint.pt").write_bytes(b"")
     with pytest.raises(ValueError, match=r"checkpoint.pt is empty \(0 bytes\)"):
         read_checkpoint(tmp_path / "checkpoint.pt")

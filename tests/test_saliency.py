@@ -1,8 +1,8 @@
-"""l2t.saliency: saliency maps are |d logit_y / d x| maximised over channels."""
+"""l2t.teach.saliency: saliency maps are |d logit_y / d x| maximised over channels."""
 import torch
 from torch import nn
 
-from l2t.saliency import centre_share, normalize_maps, saliency
+from l2t.teach.saliency import centre_share, normalize_maps, saliency
 
 
 class Linear(nn.Module):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from l2t.scale import SCALES, device_for
+from l2t.teach.scale import SCALES, device_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,8 +1,8 @@
-"""l2t.toy: the toy meta-gradient problem is exact against finite differences and torch.optim.SGD."""
+"""l2t.teach.toy: the toy meta-gradient problem is exact against finite differences and torch.optim.SGD."""
 import pytest
 import torch
 
-from l2t.toy import (
+from l2t.teach.toy import (
     directional_derivative,
     exact_meta_gradient,
     finite_difference,

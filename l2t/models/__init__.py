@@ -30,5 +30,23 @@ def image_size(name):
     return MODELS[name][1]
 
 
+def build_source(arch, path, sha256=None):
+    """A frozen source: ``path`` a checkpoint in the paper's format (checked against ``sha256`` when given),
+    ``None`` the paper's own, or ``imagenet``."""
+    if path == "imagenet":   # torchvision's ImageNet weights (downloaded when online)
+        return build_model(arch, 1000, pretrained=True).eval().requires_grad_(False)
+    return load_source(path, arch, expected_sha256=sha256)
+
+
+def source_specs(specs):
+    """``arch:paper``, ``arch:imagenet`` or ``arch:PATH[#SHA256]`` -> (arch, path or None, sha256 or None)."""
+    out = []
+    for spec in specs:
+        arch, _, path = spec.partition(":")
+        path, _, digest = path.partition("#")
+        out.append((arch, None if path in ("", "paper") else path, digest.lower() or None))
+    return out
+
+
 __all__ = ["CifarResNet", "VGG", "TorchvisionResNet", "MODELS", "build_model", "image_size",
-           "load_source", "PAPER_SOURCE_SHA256", "PAPER_SOURCE_URL"]
+           "load_source", "build_source", "source_specs", "PAPER_SOURCE_SHA256", "PAPER_SOURCE_URL"]

@@ -2,7 +2,8 @@
 import json
 from pathlib import Path
 
-from .reproduce import FIG5_METHODS, QUICK_LR, SUMMARY_FILES, figure5_seeds, read_lr_choice, variant
+from ..protocol import FIG5_METHODS, QUICK_LR, figure5_seeds
+from ..results import SUMMARY_FILES, read_lr_choice, variant
 
 FIG5_SAMPLES = (10, 25, 50, 100)
 

@@ -7,10 +7,10 @@ disagreement) and returns True or False. A function that raises, returns ``None`
 """
 import torch
 
-from .baselines import at_loss
-from .matching import Regressors, wfm_loss
-from .meta import Where
-from .stats import paired_interval
+from ..baselines import at_loss
+from ..matching import Regressors, wfm_loss
+from ..meta import Where
+from ..stats import paired_interval
 from .toy import directional_derivative, finite_difference, outer_loss_by_sgd, random_direction, toy_problem
 
 

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lookahead import meta_gradient
-from .matching import Regressors, wfm_loss
-from .meta import What, Where
+from ..lookahead import meta_gradient
+from ..matching import Regressors, wfm_loss
+from ..meta import What, Where
 
 PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]   # every source map to every target map (all-to-all, Fig. 3c)
 

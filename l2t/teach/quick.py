@@ -1,5 +1,5 @@
 """Small fixed data splits for the book's CPU-scale runs (the limited-data setting of the paper's Figure 5)."""
-from . import data as D
+from .. import data as D
 
 
 def small_data(dataset="cifar10", per_class=10, val_per_class=10, test_per_class=50, seed=0, root=None,

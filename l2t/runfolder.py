@@ -1,0 +1,167 @@
+"""A run's folder: refusing what is not this run's, moving old files aside, checkpoints, metrics, provenance.
+
+A run folder holds ``config.json``, ``metrics.jsonl`` (one JSON row per epoch), ``checkpoint.pt`` (atomic) and,
+once finished, ``result.json``. Nothing here trains; ``l2t.train.Trainer`` calls these around its loop.
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .config import RUN_KEYS, differences
+
+
+def check_writable(out):
+    """``out`` can hold a run's files (made if missing); else one ValueError naming it, before any work."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; choose a folder for the run's files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write-check").touch()
+        (out / ".write-check").unlink()
+    except OSError as e:   # a parent that is a file, a read-only folder: before any work, in one line
+        raise ValueError(f"--out {out} cannot hold the run's files ({e.strerror or e}); "
+                         "choose another --out") from None
+
+
+def prepare_out(out, config, resume, overwrite):
+    """Whether to resume from ``out``'s checkpoint; refuses or moves aside what ``out`` holds (``Trainer.fit``).
+
+    ``config`` is this run's config dict. Another run's files, files no l2t run wrote, or this run's files
+    without ``resume`` are refused, unless ``overwrite``, which moves them into ``out/replaced-<time>/``.
+    """
+    ckpt = out / "checkpoint.pt"
+    old = [p for p in (ckpt, out / "metrics.jsonl", out / "result.json", out / "config.json") if p.exists()]
+    if not old:
+        return False
+    saved = read_config(out)
+    if overwrite:
+        aside = out / time.strftime("replaced-%Y%m%d-%H%M%S")
+        aside.mkdir()
+        for p in old:
+            os.replace(p, aside / p.name)
+        print(f"l2t: moved the old run's files in {out} aside to {aside}", file=sys.stderr)
+        return False
+    if not RUN_KEYS <= saved.keys():   # no l2t run config in config.json or checkpoint.pt: not l2t's files
+        raise ValueError(f"--out {out} holds {', '.join(p.name for p in old)} that no l2t run of this kind wrote "
+                         f"(no run config there); choose another --out, or --overwrite to move them aside")
+    changed = differences(saved, config)
+    if changed:
+        raise ValueError(f"--out {out} holds another run ({changed}); choose another --out, or pass "
+                         f"--overwrite to move its files aside")
+    if resume and ckpt.exists():
+        return True
+    if resume and (out / "result.json").exists():   # finished, its checkpoint gone: never redo it silently
+        raise ValueError(f"--out {out} holds this run's finished result.json but no checkpoint to resume from; "
+                         f"use it as it is, or --overwrite to train again (the old files are moved aside)")
+    if resume:   # this run's files, but no checkpoint to continue from: start again, and say so
+        print(f"l2t: {out} has no checkpoint yet; starting this run from the beginning", file=sys.stderr)
+        return False
+    state = "a checkpoint" if ckpt.exists() else "files"
+    raise ValueError(f"--out {out} already holds {state} of this run; add --resume to continue it, or "
+                     f"--overwrite to start over (the old files are moved aside)")
+
+
+def keep_metrics(path, epoch, resume):
+    """Rewrite ``metrics.jsonl`` with the rows before ``epoch`` (the checkpoint's); rows past it are redone."""
+    lines = path.read_text().splitlines() if (resume and path.exists()) else []
+    garbled = [i + 1 for i, l in enumerate(lines) if epoch_of(l) == float("inf") and i < epoch]
+    if garbled:   # a cut-off last row is normal after a kill; a bad row before it is not: say which
+        print(f"l2t: {path} row(s) {', '.join(map(str, garbled))} unreadable, dropped; the epochs "
+              f"they held keep no metrics row", file=sys.stderr)
+    path.write_text("".join(l + "\n" for l in lines if epoch_of(l) < epoch))
+
+
+def epoch_of(line):
+    """The epoch of a metrics.jsonl row; infinity for a row a kill cut off mid-write (it is dropped)."""
+    try:
+        epoch = json.loads(line)["epoch"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return float("inf")
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else float("inf")
+
+
+
+def checkpoint_epoch(path):
+    """The epoch a checkpoint was saved at, reading only its small header (mmap); None if it is unreadable."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+    except Exception:
+        return None
+
+
+def read_checkpoint(path, device="cpu"):
+    """A run's ``checkpoint.pt`` as a dict, or one clear ValueError naming the file (truncated, foreign, not one)."""
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): a save was cut off. Start the run again with --overwrite "
+                         f"(the file is moved aside)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable l2t checkpoint "
+                         f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}); "
+                         f"it may be truncated by a kill during a save. Start the run again with --overwrite "
+                         f"(the file is moved aside)") from None
+    if not isinstance(state, dict) or not {"epoch", "model", "config"} <= set(state):
+        raise ValueError(f"{path} is not an l2t run checkpoint (no epoch/model/config); it may be a source "
+                         f"network's checkpoint: pass that with --source arch:PATH")
+    return state
+
+
+def read_config(out):
+    """The config a run folder was made with (its config.json, else its checkpoint's), or {} if unreadable."""
+    try:
+        return json.loads((out / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        pass
+    try:
+        return read_checkpoint(out / "checkpoint.pt")["config"]
+    except (ValueError, OSError, KeyError):
+        return {}
+
+
+
+def provenance():
+    """Where and when a run started: git commit, whether the checkout had changes, and the start time."""
+    return {"git_commit": git_commit(), "git_dirty": git_dirty(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def device_name(device):
+    """A readable name of the device: the GPU's name or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def versions():
+    """Versions of the packages a result depends on."""
+    import torchvision
+
+    from . import __version__
+    return {"l2t": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}
+
+
+def git_dirty():
+    """Whether the checkout has uncommitted changes to tracked files (None outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).parent)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except Exception:
+        return None
+
+
+def git_commit():
+    """The current git commit of the checkout, or None outside one."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except Exception:
+        return None
