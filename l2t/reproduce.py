@@ -85,19 +85,13 @@ def figure5(scale, *, seeds=None, methods=None, samples=None, out=None, device="
     ``keep_model`` keeps each run's trained target network beside its result (``run_once``).
     """
     results = Path(out or f"results/figure5-{scale}")
-    if results.exists() and not results.is_dir():   # checked before any run, dry or not
-        raise ValueError(f"--out {results} is a file; give the folder for the results")
     runs = Path("runs") / results.name
-    if lr is not None and (lr_grid or not 0 < lr <= 10):
-        raise ValueError(f"--lr {lr:g}: " + ("--lr-grid chooses each method's lr itself; give one of them" if lr_grid
-                                            else "a learning rate must be > 0 and at most 10"))
+    samples = samples or [10, 25, 50, 100]
+    _check_figure5(results, lr, lr_grid, samples)
     base = replace(figure5_base(scale), max_iters=max_iters, meta_order=meta_order, meta_every=meta_every,
                    lookahead_unreached=unreached, bn_updates=bn_updates)
     base = replace(base, lr=lr) if lr is not None else base
     methods = methods or FIG5_METHODS
-    samples = samples or [10, 25, 50, 100]
-    if any(n < 1 for n in samples):   # checked before hours of lr-grid training
-        raise ValueError(f"--samples must be >= 1 images per class, got {' '.join(map(str, samples))}")
     plan, chosen = [], {}
     recorded = {m: c["chosen_lr"] for m, c in read_lr_choice(results).items()}
     rule = "-kept" if unreached == "kept" else ""
@@ -107,16 +101,8 @@ def figure5(scale, *, seeds=None, methods=None, samples=None, out=None, device="
     # pass 1: per method (cheap first), its lr choice and the small-N runs; pass 2: the large-N runs
     for m, ns in [(m, small) for m in methods] + [(m, large) for m in methods]:
         if lr_grid and scale == "quick" and m not in chosen:   # choose the lr first, by validation accuracy only
-            grid = [_options_for(replace(base, method=m, samples_per_class=LR_N, seed=0, lr=lr)) for lr in LR_GRID]
+            grid, chosen[m] = _lr_grid(replace(base, method=m), results, runs, device, cuda_graph, dry_run, recorded)
             plan += [("lr-grid", c) for c in grid]
-            key = m + variant(grid[0])   # a method without meta-networks runs (and records) its exact grid
-            if not dry_run:
-                scores = {c.lr: run_once(c, results, runs, device, cuda_graph)["best_val_acc"] for c in grid}
-                chosen[m] = max(LR_GRID, key=lambda lr: (scores[lr], lr))
-                if not max_iters:   # a recipe check's grid must not replace the real choice
-                    record_lr_choice(results, key, scores, chosen[m], LR_N)
-            else:   # a dry run shows the lr a finished grid chose
-                chosen[m] = recorded.get(key)
         for n in ns:
             for seed in (seeds or figure5_seeds(n)):
                 cfg = _options_for(replace(base, method=m, samples_per_class=n, seed=seed, lr=chosen.get(m) or base.lr))
@@ -133,6 +119,33 @@ def figure5(scale, *, seeds=None, methods=None, samples=None, out=None, device="
     # a side run at another lr is summarised apart, so that the figure's own summary is never replaced
     summarize_figure5(results, lr=base.lr, out=None if lr is None else results / f"summary-lr{lr:g}", scale=scale)
     return plan
+
+
+def _check_figure5(results, lr, lr_grid, samples):
+    """figure5's own arguments, checked before any run, dry or not (a Config checks the rest)."""
+    if results.exists() and not results.is_dir():
+        raise ValueError(f"--out {results} is a file; give the folder for the results")
+    if lr is not None and (lr_grid or not 0 < lr <= 10):
+        raise ValueError(f"--lr {lr:g}: " + ("--lr-grid chooses each method's lr itself; give one of them" if lr_grid
+                                            else "a learning rate must be > 0 and at most 10"))
+    if any(n < 1 for n in samples):   # before hours of lr-grid training
+        raise ValueError(f"--samples must be >= 1 images per class, got {' '.join(map(str, samples))}")
+
+
+def _lr_grid(base, results, runs, device, cuda_graph, dry_run, recorded):
+    """The lr grid of ``base.method`` at N = LR_N, seed 0: its configs, and the lr with the best validation accuracy.
+
+    A dry run runs nothing and shows the lr a finished grid chose (``recorded``), else None.
+    """
+    grid = [_options_for(replace(base, samples_per_class=LR_N, seed=0, lr=lr)) for lr in LR_GRID]
+    key = base.method + variant(grid[0])   # a method without meta-networks runs (and records) its exact grid
+    if dry_run:
+        return grid, recorded.get(key)
+    scores = {c.lr: run_once(c, results, runs, device, cuda_graph)["best_val_acc"] for c in grid}
+    chosen = max(LR_GRID, key=lambda lr: (scores[lr], lr))
+    if not base.max_iters:   # a recipe check's grid must not replace the real choice
+        record_lr_choice(results, key, scores, chosen, LR_N)
+    return grid, chosen
 
 
 def run_state(cfg, results, runs):

@@ -44,6 +44,20 @@ def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR, scale="quick
                  "", "Each lr chosen once from {" + ", ".join(f"{v:g}" for v in LR_GRID) + "} on validation "
                  "accuracy at N = 10, seed 0 (lr_choice.json); a choice from 500 validation images is noisy (about "
                  "2 points of standard error), so differences here mix method and learning rate.", ""] + own_lines
+    text += _notes(runs, real, whole, skipped, table, own, lr)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary-own-lr.json").write_text(json.dumps(own_summary, indent=1))
+    (out / "paired.json").write_text(json.dumps(paired, indent=1))
+    (out / "summary.md").write_text("\n".join(text) + "\n")
+    _figure5_figures(summary, own_summary, out, lr)
+    if verbose:
+        print("\n".join(text))
+    return summary
+
+
+def _notes(runs, real, whole, skipped, table, own, lr):
+    """The summary's closing notes: runs in neither table, left out or not counted, GPU runs, the folder's cost."""
+    text = []
     other = len(real) - sum(len(v) for by_n in table.values() for v in by_n.values()) - \
         sum(len(v) for by_n in own.values() for v in by_n.values() if v[0]["config"]["lr"] != lr)
     if other > 0:
@@ -64,14 +78,7 @@ def summarize_figure5(results, verbose=True, out=None, lr=QUICK_LR, scale="quick
     if hours:
         text += ["", "Training time of every run in this folder (lr grid included): " +
                  ", ".join(f"{h:.2f} {k}-hours" for k, h in sorted(hours.items())) + "."]
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (out / "summary-own-lr.json").write_text(json.dumps(own_summary, indent=1))
-    (out / "paired.json").write_text(json.dumps(paired, indent=1))
-    (out / "summary.md").write_text("\n".join(text) + "\n")
-    _figure5_figures(summary, own_summary, out, lr)
-    if verbose:
-        print("\n".join(text))
-    return summary
+    return text
 
 
 def _on_gpu(r):

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import torch
 
+from ..files import data_root
+
 PAPER_SOURCE_URL = ("https://github.com/alinlab/L2T-ww/raw/master/logs/"
                     "tinyimagenet-200-resnet32/0/model_best.pth.tar")
 PAPER_SOURCE_FILE = "tinyimagenet-200-resnet32.pth.tar"
@@ -22,7 +24,6 @@ def sha256(path):
 
 def paper_source_path(root=None):
     """Where the paper's ResNet32-TinyImageNet checkpoint lives under the data root; downloads it if online."""
-    from ..data import data_root
     path = Path(root or data_root()) / "sources" / PAPER_SOURCE_FILE
     if not path.exists():
         try:
