@@ -49,7 +49,9 @@ class Regressors(nn.Module):
     def stacked(self, sources, target_features, params=None):
         """Every pair's errors of ``forward`` as one [B, sum C_m] tensor, columns in ``order``'s pairs.
 
-        The same numbers as ``forward``, in one convolution per target map instead of one per pair.
+        Eq. 2's e^{m,n}_c = 1/(HW) sum_ij (r_theta(T^n) - S^m)^2, the same numbers as ``forward``, in one
+        convolution per target map instead of one per pair; tests/test_stacked.py::
+        test_stacked_errors_are_the_per_pair_errors proves them equal to the per-pair form chapter 02 teaches.
         ``sources`` from ``stacked_sources``; ``params`` (names as in ``named_parameters``) replace the
         module's own, as in a lookahead step.
         """
@@ -97,7 +99,8 @@ def wfm_coefficients(regressors, what=None, where=None, beta=0.5, batch=1):
 
     With them, L_wfm = sum(coefficients * errors) over a batch of B = ``batch`` images: the same loss as
     ``wfm_loss`` in two operations, which every lookahead step reuses (phi does not change within it).
-    ``what=None`` means w = 1/C, ``where=None`` means lambda = 1.
+    ``what=None`` means w = 1/C, ``where=None`` means lambda = 1. tests/test_stacked.py::
+    test_coefficients_times_errors_is_wfm_loss proves sum(coefficients * stacked) = ``wfm_loss`` (Eq. 3).
     """
     order = regressors.order
     w = regressors.uniform if what is None else torch.cat([what[k] for k in order], 1)

@@ -47,7 +47,12 @@ class Where(nn.Module):
 
 
 def by_source(nets, pairs, source_features, activation):
-    """``activation(nets[k](pool(S^m)))`` for every pair k = (m, n), one matrix product per source map m."""
+    """``activation(nets[k](pool(S^m)))`` for every pair k = (m, n), one matrix product per source map m.
+
+    Eq. 4's w^{m,n} = softmax(f_phi(pool(S^m))) and lambda^{m,n} = g_phi(pool(S^m)), the pairs of one source map
+    computed together; tests/test_stacked.py::test_meta_networks_by_source_map_are_one_linear_per_pair proves
+    the numbers are those of one Linear per pair, the form chapters 03-04 teach.
+    """
     out = [None] * len(pairs)
     for m, ks in pairs_by(pairs, side=0).items():
         weight = torch.cat([nets[k].weight for k in ks])

@@ -1,6 +1,7 @@
 """Weighted feature matching (Eq. 2-3), meta-networks, pairs, baselines."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from l2t.baselines import at_loss, attention, lwf_loss
 from l2t.matching import Regressors, wfm_loss
@@ -91,6 +92,33 @@ def test_attention_transfer_and_lwf():
     assert at_loss([f], [torch.randn(2, 7, 6, 6)], [(0, 0)]) > 0
     logits = torch.randn(3, 5)
     assert lwf_loss(logits, logits).abs() < 1e-6 and lwf_loss(logits, -logits) > 0
+
+
+def test_attention_transfer_value_is_beta_half_times_the_mean_squared_map_difference():
+    """AT on fixed maps against the formula by hand: beta/2 * sum over pairs of mean_ij (a_s - a_t)^2, with
+    a = vec(mean_c F^2) / ||vec(mean_c F^2)||, the source map resized to the target's size first."""
+    s = torch.arange(2 * 3 * 4 * 4, dtype=torch.float64).reshape(2, 3, 4, 4) / 50
+    t = torch.cos(torch.arange(2 * 5 * 2 * 2, dtype=torch.float64)).reshape(2, 5, 2, 2)
+    def a(f):
+        m = (f ** 2).mean(1).flatten(1)
+        return m / m.norm(dim=1, keepdim=True)
+    s_small = F.interpolate(s, size=(2, 2), mode="bilinear", align_corners=False)
+    by_hand = 1e3 / 2 * (((a(s_small) - a(t)) ** 2).mean() + ((a(s) - a(s)) ** 2).mean())
+    assert torch.allclose(at_loss([s, s], [t, s], [(0, 0), (1, 1)], beta=1e3), by_hand, rtol=1e-12)
+    assert torch.allclose(at_loss([s], [t], [(0, 0)], beta=2.0) * 500, by_hand, rtol=1e-12)   # linear in beta
+
+
+def test_lwf_value_is_t_squared_kl_of_the_source_from_the_target_head():
+    """LwF on fixed logits: T^2 * mean over images of KL(q || p) = sum q (log q - log p), q the source's
+    softened outputs, p the target head's; the direction matters (KL(p || q) is another number)."""
+    target = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], dtype=torch.float64)
+    source = torch.tensor([[2.0, 0.0, 1.0], [1.0, 1.0, -2.0]], dtype=torch.float64)
+    T = 2.0
+    q, p = torch.softmax(source / T, 1), torch.softmax(target / T, 1)
+    by_hand = T ** 2 * (q * (q.log() - p.log())).sum(1).mean()
+    assert torch.allclose(lwf_loss(target, source, temperature=T), by_hand, rtol=1e-12)
+    reverse = T ** 2 * (p * (p.log() - q.log())).sum(1).mean()
+    assert not torch.allclose(by_hand, reverse, rtol=1e-3)
 
 
 def test_transfer_graph_widths_follow_lambda_and_a_shared_scale():

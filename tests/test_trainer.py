@@ -4,9 +4,12 @@ import time
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import metrics
 from torch.utils.flop_counter import FlopCounterMode
 
+from l2t.baselines import at_loss, lwf_loss
+from l2t.matching import pooled, wfm_loss
 from l2t.methods import METHODS
 from l2t.models import build_model
 from l2t.train import Config, NonFiniteLoss, Trainer
@@ -37,6 +40,32 @@ def test_every_method_runs_two_iterations(tmp_path, method):
     assert (tmp_path / "run" / "checkpoint.pt").exists()
     rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in rows)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_methods_line4_loss_is_its_terms_by_hand(tmp_path, method):
+    """Line 4's L_total on a fixed batch = CE + beta * L_wfm(what, where) + AT + LwF, each where the method has it."""
+    trainer = run(tmp_path, method=method, beta=0.7, at_beta=300.0, lwf_weight=0.4)
+    cfg, m = trainer.cfg, trainer.m
+    torch.manual_seed(1)   # phi away from its start (uniform w, lambda = 1), so that every weight shows in the loss
+    for q in [q for net in (trainer.what, trainer.where) if net is not None for q in net.parameters()]:
+        q.data.normal_(0, 0.5)
+    x, y = next(iter(trainer.train_loader))
+    with torch.no_grad():   # train mode, as line 4: the batch's own BatchNorm statistics
+        logits, t = trainer.model(x)
+        s_logits, s = trainer.sources[0](x) if trainer.sources else (None, [])
+        expected = F.cross_entropy(logits, y)
+        if m["fm"]:
+            what = trainer.what(s) if trainer.what is not None else None
+            where = trainer.where(s) if trainer.where is not None else None
+            expected = expected + wfm_loss(trainer.regressors(s, t), what, where, cfg.beta)
+        if m["at"]:
+            expected = expected + at_loss(s, t, trainer.pairs, cfg.at_beta)
+        if m["lwf"]:
+            expected = expected + cfg.lwf_weight * lwf_loss(trainer.lwf_head(pooled(t[-1])), s_logits)
+    loss, *_ = trainer.line4(x, y)
+    assert torch.allclose(loss, expected, rtol=1e-5), (float(loss), float(expected))
+    assert m["fm"] or m["at"] or m["lwf"] or torch.allclose(loss, F.cross_entropy(logits, y))   # scratch: CE only
 
 
 def test_multi_source_l2t_ww_pairs_both_sources(tmp_path):
@@ -234,11 +263,11 @@ def test_a_slow_run_checkpoints_by_time_between_its_checkpoint_epochs(tmp_path, 
     import l2t.train as train
     saved = []
     monkeypatch.setattr(Trainer, "save", lambda self, path: saved.append(self.epoch))
-    run(tmp_path, "fast", epochs=4, ckpt_every=100).fit(progress=False)
+    run(tmp_path, "fast", method="scratch", epochs=4, ckpt_every=100).fit(progress=False)
     assert saved == [4]   # only the last epoch: every 100th epoch never comes, and the run is fast
     saved.clear()
     monkeypatch.setattr(train, "CKPT_SECONDS", 0.0)   # now every epoch takes "too long" since the last save
-    run(tmp_path, "slow", epochs=4, ckpt_every=100).fit(progress=False)
+    run(tmp_path, "slow", method="scratch", epochs=4, ckpt_every=100).fit(progress=False)
     assert saved == [1, 2, 3, 4]
 
 
