@@ -68,14 +68,21 @@ class GraphedStep:
         g = {"x": x.clone(), "y": y.clone(), "meta": None, "phi_grads": [],
              "lr": torch.tensor(float(t.optimizer.param_groups[0]["lr"]), device=x.device)}
         torch.cuda.synchronize()
-        g["line4"] = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g["line4"]):
-            loss, right, lam, *phi_inputs = t.line4(g["x"], g["y"])
+        g["line4"], (loss, right, lam, *phi_inputs) = self.graph(lambda: t.line4(g["x"], g["y"]))
         g["out"], g["phi_inputs"] = (loss, right, lam), phi_inputs   # graph 2 reads them: keep them alive
         g["theta_grads"] = [(p, p.grad) for group in t.optimizer.param_groups for p in group["params"]]
         if t.meta_optimizer is not None:
-            g["meta"] = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g["meta"]):
-                t.meta(g["x"], g["y"], *phi_inputs, lr=g["lr"])
+            g["meta"], _ = self.graph(lambda: t.meta(g["x"], g["y"], *phi_inputs, lr=g["lr"]))
             g["phi_grads"] = [(p, p.grad) for group in t.meta_optimizer.param_groups for p in group["params"]]
         return g
+
+    def graph(self, work):
+        """``work``'s kernels recorded as one CUDA graph, not run: ``(graph, work's outputs)``.
+
+        The outputs, like every tensor the work allocates (the ``.grad`` it sets included), are the graph's
+        own memory: each ``replay()`` recomputes them in place.
+        """
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = work()
+        return graph, out
