@@ -6,7 +6,7 @@
 default_secs=180
 source "$(dirname "$0")/gpu_env.sh" "$@"
 if python3 -c "import pytest" 2>/dev/null; then
-  python3 -m pytest -q -p no:cacheprovider tests/test_trainer.py -k cuda_graph 2>&1 | tail -15 | tee "$out/graph_tests.txt"
+  python3 -m pytest -q -p no:cacheprovider tests/test_cudagraph.py tests/test_trainer.py -k cuda_graph 2>&1 | tail -15 | tee "$out/graph_tests.txt"
 else
   echo "pytest is not installed: GPU tests not run" | tee "$out/graph_tests.txt"
 fi

@@ -90,3 +90,33 @@ def test_graphed_steps_copy_each_batch_refill_the_lr_and_capture_each_batch_size
     assert sorted(graphed.graphed.captured) == [4, 6] and graphed.iteration == 7
     for a, b in zip(eager.model.parameters(), graphed.model.parameters()):
         assert torch.allclose(a, b, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("method", ["scratch", "l2t-ww"])
+def test_cuda_graph_replay_trains_like_the_eager_step(tmp_path, method):
+    """On a GPU, real graphs: seven iterations with new images, a changing lr and batch sizes 6, 4, 6 (warm-up,
+    capture, replays) land where seven eager ones do.
+
+    cuDNN runs deterministic kernels without TF32 here: with its defaults two eager runs already differ
+    by ~1e-4 after a few steps (benchmarks/graph_agreement.py measures both settings).
+    """
+    trainers = [run(tmp_path, name, method=method, device="cuda", cuda_graph=graph, lr=0.01)
+                for name, graph in (("eager", False), ("graph", True))]
+    trainers[1].graphed.warmup = 1
+    x, y = next(iter(trainers[0].train_loader))
+    g = torch.Generator(device=x.device).manual_seed(5)
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
+        for i, size in enumerate([6, 6, 6, 4, 4, 4, 6]):
+            xi = x[:size] + 0.3 * torch.randn(x[:size].shape, generator=g, device=x.device)
+            out = []
+            for t in trainers:
+                t.optimizer.param_groups[0]["lr"] = 0.05 / (i + 1)
+                out.append(t.step(xi, y[:size]))
+            assert torch.allclose(out[0][0], out[1][0], rtol=1e-4, atol=1e-5), i
+    assert sorted(trainers[1].graphed.captured) == [4, 6]   # it captured each batch size, and replayed them
+    for a, b in zip(trainers[0].model.parameters(), trainers[1].model.parameters()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
+    if method == "l2t-ww":
+        for a, b in zip(trainers[0].what.parameters(), trainers[1].what.parameters()):
+            assert torch.allclose(a, b, rtol=1e-3, atol=1e-6)
