@@ -1,9 +1,10 @@
-"""Where files live and how they are written: the data root, atomic writes, locks (POSIX flock)."""
+"""Where files live and how they are written: the data root, atomic writes, locks."""
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
 
 class WriteError(OSError):
@@ -47,20 +48,14 @@ def atomic_write_text(path, text):
 
 @contextmanager
 def lock(path, busy=None):
-    """Hold an exclusive lock on the file ``path`` for the block: wait for it, or, given ``busy`` (a message),
-    refuse at once with that ValueError when another process holds it. No lock where fcntl is missing
-    (Windows): there one process at a time is the user's job."""
+    """Hold an exclusive lock on the file ``path`` for the block (``filelock``: flock on POSIX, msvcrt on Windows):
+    wait for it, or, given ``busy`` (a message), refuse at once with that ValueError when another process holds it."""
+    held = FileLock(str(path))
     try:
-        import fcntl
-    except ImportError:
+        held.acquire(timeout=0 if busy else -1)
+    except Timeout:
+        raise ValueError(busy) from None
+    try:
         yield
-        return
-    with open(path, "w") as held:
-        try:
-            fcntl.flock(held, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
-        except OSError:
-            raise ValueError(busy) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(held, fcntl.LOCK_UN)
+    finally:
+        held.release()

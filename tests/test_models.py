@@ -71,3 +71,20 @@ def test_imagenet_resnet_features():
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model 'vgg10'.*vgg9"):
         build_model("vgg10", 10)
+
+
+def test_a_download_of_the_paper_source_with_another_hash_is_refused_and_not_kept(tmp_path, monkeypatch):
+    """torch.hub's own download, fed other bytes than the paper's checkpoint: its sha256 check refuses them."""
+    import email.message
+    import io
+
+    from l2t.models.source import PAPER_SOURCE_FILE, paper_source_path
+
+    class Response(io.BytesIO):
+        def info(self):
+            return email.message.Message()   # no Content-Length, as a chunked reply
+    monkeypatch.setattr(torch.hub, "urlopen", lambda request: Response(b"not the checkpoint" * 1000))
+    with pytest.raises(FileNotFoundError, match="could not be downloaded .*hash"):
+        paper_source_path(tmp_path)
+    assert list((tmp_path / "sources").iterdir()) == []   # neither the file nor a partial download
+    assert not (tmp_path / "sources" / PAPER_SOURCE_FILE).exists()

@@ -28,7 +28,8 @@ def paper_source_path(root=None):
     if not path.exists():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(PAPER_SOURCE_URL, str(path) + ".part", progress=True)
+            torch.hub.download_url_to_file(PAPER_SOURCE_URL, str(path) + ".part", hash_prefix=PAPER_SOURCE_SHA256,
+                                           progress=True)   # a wrong or cut-off download is refused, not kept
             os.replace(str(path) + ".part", path)
         except Exception as e:  # offline, or the host refused
             raise FileNotFoundError(
