@@ -48,7 +48,8 @@ def run_once(cfg, results, runs, device, cuda_graph=False, keep_model=False):
     out = Path(runs) / run_id(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     with lock(f"{out}.lock"):   # parallel processes (one per N) plan some runs alike: one trains, the other waits
-        if path.exists():   # ... and then finds it done
+        if path.exists():   # ... and then finds it done (its wait may have made the lock file anew: remove it)
+            Path(f"{out}.lock").unlink(missing_ok=True)
             return _existing(path, cfg)
         cfg = replace(cfg, out=str(out), device=device, cuda_graph=cuda_graph)
         trainer = Trainer(cfg)
