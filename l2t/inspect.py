@@ -1,11 +1,12 @@
 """Looking inside a trained L2T-ww run: lambda per pair (where) and channel weights (what), paper Fig. 3(d)."""
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from .batches import loader
-from .config import config_from_dict
+from .config import config_from_dict, differences
 from .runfolder import read_checkpoint
 
 
@@ -61,6 +62,11 @@ def load_trained(stem, device="cpu", data=None, sources=None):
     if phi is None and model is None:
         raise FileNotFoundError(f"neither {phi_path.name} nor {model_path.name} is in {stem.parent}: "
                                 f"run `l2t reproduce` (with --keep-model for the target) to make them")
+    if phi is not None and model is not None:   # the two files must be one run's, not two runs' side by side
+        changed = differences(asdict(config_from_dict(phi["config"])), asdict(config_from_dict(model["config"])))
+        if changed:
+            raise ValueError(f"{phi_path.name} and {model_path.name} come from different runs ({changed}, "
+                             f"phi there, model here); copy the pair of one run")
     cfg = config_from_dict((model or phi)["config"])
     cfg.device, cfg.cuda_graph = device, False
     trainer = Trainer(cfg, data=data, sources=sources)

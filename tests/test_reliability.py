@@ -251,6 +251,10 @@ def test_load_trained_restores_phi_and_the_target_from_a_runs_artefacts(tmp_path
     assert all(torch.allclose(loaded.model.state_dict()[k].float(), v.float(), rtol=1e-3, atol=1e-4)
                for k, v in best.items())                                   # the float16 target, back in float32
     assert all(v.dtype == torch.float32 for v in loaded.model.state_dict().values() if v.is_floating_point())
+    other = run(tmp_path, name="other", method="l2t-ww", max_iters=2, eval_every=1, seed=1)   # another run's phi
+    other.save_phi(stem.with_name("l2t-ww-run-phi.pt"))
+    with pytest.raises(ValueError, match=r"come from different runs \(seed=1 there, 0 here"):
+        load_trained(stem, data=trainer.data, sources=trainer.sources)
     stem.with_name("l2t-ww-run-phi.pt").write_bytes(b"cut off")
     with pytest.raises(ValueError, match="not a readable l2t artefact"):
         load_trained(stem, data=trainer.data, sources=trainer.sources)
