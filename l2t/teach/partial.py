@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from ..protocol import FIG5_METHODS, QUICK_LR, figure5_seeds
-from ..results import SUMMARY_FILES, read_lr_choice, variant
+from ..results import load_results, read_lr_choice, variant
 
 FIG5_SAMPLES = (10, 25, 50, 100)
 
@@ -26,17 +26,17 @@ def figure5_status(folder, lr=QUICK_LR):
     ``missing`` lists the planned ``(method, N, seed)`` without a counted result. A missing folder gives
     empty lists.
     """
-    return _status(Path(folder), _results(folder), lr)
+    return _status(Path(folder), load_results(folder) if Path(folder).is_dir() else [], lr)
 
 
 def _status(folder, results, lr=QUICK_LR):
-    """``figure5_status`` of ``folder`` from its already-read ``results`` (file name -> result dict)."""
+    """``figure5_status`` of ``folder`` from its already-read ``results`` (result dicts)."""
     try:
         choice = read_lr_choice(folder)
     except json.JSONDecodeError:   # being rewritten right now
         choice = {}
     counted, extra, other = [], [], []
-    for r in results.values():
+    for r in results:
         c = r["config"]
         if c.get("max_iters") or c.get("samples_per_class") is None:   # a recipe check, or not a Figure 5 run
             continue
@@ -49,16 +49,3 @@ def _status(folder, results, lr=QUICK_LR):
     have = {(r["config"]["method"], r["config"]["samples_per_class"], r["config"]["seed"]) for r in counted}
     return {"lr_choice": choice, "counted": counted, "extra": extra, "other_lr": other,
             "missing": [p for p in planned if p not in have], "planned": planned}
-
-
-def _results(folder):
-    """File name -> result dict for every run JSON in ``folder`` (not the summaries); unreadable files are skipped."""
-    out = {}
-    for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
-        if path.name in SUMMARY_FILES:
-            continue
-        try:
-            out[path.name] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue   # a file being written right now
-    return out
