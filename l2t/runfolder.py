@@ -9,11 +9,13 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from .config import RUN_KEYS, differences
+from .files import atomic_save
 
 
 def check_writable(out):
@@ -125,6 +127,41 @@ def read_config(out):
     except (ValueError, OSError, KeyError):
         return {}
 
+
+
+STATE_PARTS = ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer", "scheduler")
+
+
+def save_checkpoint(trainer, path):
+    """Write ``trainer``'s whole state to ``path`` atomically (to a temporary file, then rename)."""
+    state = {"epoch": trainer.epoch, "iteration": trainer.iteration, "best": trainer.best, "elapsed_s": trainer.elapsed,
+             "generator": trainer.generator.get_state(), "config": asdict(trainer.cfg),
+             "provenance": json.dumps(trainer.provenance)}
+    for name in STATE_PARTS:
+        obj = getattr(trainer, name)
+        state[name] = None if obj is None else obj.state_dict()
+    atomic_save(state, path)
+
+
+def load_checkpoint(trainer, path):
+    """Restore into ``trainer`` everything ``save_checkpoint`` wrote, refusing another run's checkpoint."""
+    state = read_checkpoint(path, trainer.device)
+    saved, now = state.get("config") or {}, asdict(trainer.cfg)
+    changed = differences(saved, now)
+    if changed:   # e.g. another --epochs would keep the old cosine schedule
+        raise ValueError(f"{path} is a checkpoint of another run: {changed}. Resume with the same "
+                         f"settings, or start over with another --out")
+    for name in STATE_PARTS:
+        obj = getattr(trainer, name)
+        if obj is not None and name.endswith("optimizer"):   # checkpoints from before fused optimizers
+            for group in state[name]["param_groups"]:
+                group.update(fused=True, foreach=None)
+        if obj is not None:
+            obj.load_state_dict(state[name])
+    trainer.generator.set_state(state["generator"].cpu())
+    trainer.epoch, trainer.iteration, trainer.best = state["epoch"], state["iteration"], state["best"]
+    trainer.elapsed = state.get("elapsed_s", 0.0)   # checkpoints before this field: time starts again
+    trainer.provenance = json.loads(state["provenance"]) if state.get("provenance") else None
 
 
 def provenance():

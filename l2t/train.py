@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from . import data as D
 from .baselines import at_loss, lwf_loss
 from .batches import loader
-from .config import Config, config_from_dict, differences
+from .config import Config, config_from_dict
 from .evaluate import percent, predict, run_result
 from .files import atomic_save, atomic_write_text, lock
 from .lookahead import meta_gradient
@@ -29,7 +29,16 @@ from .meta import What, Where
 from .methods import method
 from .models import build_model, build_source, source_specs
 from .pairs import NAMES, parse_pairs
-from .runfolder import check_writable, checkpoint_epoch, keep_metrics, prepare_out, provenance, read_checkpoint
+from .runfolder import (
+    check_writable,
+    checkpoint_epoch,
+    keep_metrics,
+    load_checkpoint,
+    prepare_out,
+    provenance,
+    read_checkpoint,
+    save_checkpoint,
+)
 
 __all__ = ["Config", "config_from_dict", "Trainer", "NonFiniteLoss", "read_checkpoint", "checkpoint_epoch"]
 CKPT_SECONDS = 600  # also checkpoint at the first epoch end 10 minutes after the last save: a kill loses little
@@ -324,15 +333,8 @@ class Trainer:
 
     # ---- checkpoints ----
     def save(self, path):
-        """Write a checkpoint atomically (to a temporary file, then rename)."""
-        state = {"epoch": self.epoch, "iteration": self.iteration, "best": self.best, "elapsed_s": self.elapsed,
-                 "generator": self.generator.get_state(), "config": asdict(self.cfg),
-                 "provenance": json.dumps(self.provenance)}
-        for name in ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer",
-                     "scheduler"):
-            obj = getattr(self, name)
-            state[name] = None if obj is None else obj.state_dict()
-        atomic_save(state, path)
+        """Write a checkpoint atomically (``l2t.runfolder.save_checkpoint``)."""
+        save_checkpoint(self, path)
 
     def save_phi(self, path):
         """Write the meta-networks phi (what/where, Sec. 3.1) with their pairs: a trained run's ~0.1 MB artefact."""
@@ -351,24 +353,7 @@ class Trainer:
 
     def load(self, path):
         """Restore everything ``save`` wrote; training then continues exactly where it stopped."""
-        state = read_checkpoint(path, self.device)
-        saved, now = state.get("config") or {}, asdict(self.cfg)
-        changed = differences(saved, now)
-        if changed:   # e.g. another --epochs would keep the old cosine schedule
-            raise ValueError(f"{path} is a checkpoint of another run: {changed}. Resume with the same "
-                             f"settings, or start over with another --out")
-        for name in ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer",
-                     "scheduler"):
-            obj = getattr(self, name)
-            if obj is not None and name.endswith("optimizer"):   # checkpoints from before fused optimizers
-                for group in state[name]["param_groups"]:
-                    group.update(fused=True, foreach=None)
-            if obj is not None:
-                obj.load_state_dict(state[name])
-        self.generator.set_state(state["generator"].cpu())
-        self.epoch, self.iteration, self.best = state["epoch"], state["iteration"], state["best"]
-        self.elapsed = state.get("elapsed_s", 0.0)   # checkpoints before this field: time starts again
-        self.provenance = json.loads(state["provenance"]) if state.get("provenance") else None
+        load_checkpoint(self, path)
 
 
 def no_tf32():
