@@ -1,6 +1,6 @@
 """The CPU-scale Figure 5 as Markdown tables, made from the result files (``book/prepare.py``, at every build).
 
-Each table reads ``results/<folder>/*.json`` through ``reproduce.load_results``, so a result counts only if
+Each table reads ``results/<folder>/*.json`` through ``results.load_results``, so a result counts only if
 its whole config is the recipe's. A pair of runs is compared seed by seed (same images, same initialisation);
 a pair whose two runs ran on different hardware (a GPU and a CPU, or two CPU instruction sets) is marked.
 """
