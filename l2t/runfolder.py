@@ -42,7 +42,6 @@ def prepare_out(out, config, resume, overwrite):
     old = [p for p in (ckpt, out / "metrics.jsonl", out / "result.json", out / "config.json") if p.exists()]
     if not old:
         return False
-    saved = read_config(out)
     if overwrite:
         aside = out / time.strftime("replaced-%Y%m%d-%H%M%S")
         aside.mkdir()
@@ -50,6 +49,7 @@ def prepare_out(out, config, resume, overwrite):
             os.replace(p, aside / p.name)
         print(f"l2t: moved the old run's files in {out} aside to {aside}", file=sys.stderr)
         return False
+    saved = read_config(out)   # after the overwrite branch: it may read a whole checkpoint
     if not RUN_KEYS <= saved.keys():   # no l2t run config in config.json or checkpoint.pt: not l2t's files
         raise ValueError(f"--out {out} holds {', '.join(p.name for p in old)} that no l2t run of this kind wrote "
                          f"(no run config there); choose another --out, or --overwrite to move them aside")

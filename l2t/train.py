@@ -85,7 +85,7 @@ class Trainer:
         self._optimizers()
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.train_loader = loader(self.data["train"], cfg.batch_size, True, self.generator, self.device,
-                                     cfg.workers)
+                                   cfg.workers)
         self.epoch, self.iteration = 0, 0
         self.elapsed = 0.0   # seconds of training so far, across resumes
         self.graphed = None
