@@ -28,10 +28,14 @@ def exercises(nb):
     return pairs
 
 
-def grade(exercise_source, grader_source):
-    """Run an exercise cell and its grader in a fresh namespace: (the grader's verdict, what it printed)."""
+def grade(exercise_source, grader_source, before=""):
+    """Run an exercise cell and its grader in a fresh namespace: (the grader's verdict, what it printed).
+
+    ``before``: the solutions of the notebook's earlier exercises, which a later one may build on.
+    """
     namespace, out = {}, io.StringIO()
     with contextlib.redirect_stdout(out):
+        exec(compile(before, "<earlier exercises>", "exec"), namespace)
         exec(compile(exercise_source, "<exercise>", "exec"), namespace)
         exec(compile(grader_source, "<grader>", "exec"), namespace)
     assert isinstance(namespace.get("passed"), bool), "a grading cell must set `passed` to the verdict"
@@ -39,7 +43,7 @@ def grade(exercise_source, grader_source):
 
 
 def all_exercises():
-    """(notebook name, index, student exercise source, solution source, grader source) for every exercise."""
+    """(notebook, index, student exercise, solution, grader, earlier solutions) for every exercise."""
     found = []
     for path in STUDENT:
         student = exercises(nbformat.read(path, as_version=4))
@@ -47,7 +51,8 @@ def all_exercises():
         assert len(student) == len(instructor) > 0
         for k, ((s_ex, s_gr), (i_ex, i_gr)) in enumerate(zip(student, instructor)):
             assert s_ex.id == i_ex.id and s_gr.source == i_gr.source
-            found.append((path.stem, k, s_ex.source, i_ex.source, s_gr.source))
+            before = "\n".join(ex.source for ex, _ in instructor[:k])
+            found.append((path.stem, k, s_ex.source, i_ex.source, s_gr.source, before))
     return found
 
 
@@ -63,16 +68,16 @@ def test_the_student_notebooks_equal_a_fresh_generation():
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
 def test_the_grader_passes_with_the_solution_put_back(exercise):
-    _, _, _, solution, grader = exercise
-    passed, printed = grade(solution, grader)
+    _, _, _, solution, grader, before = exercise
+    passed, printed = grade(solution, grader, before)
     assert passed and printed.startswith("PASS") and "FAIL" not in printed, printed
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
 def test_the_grader_fails_on_the_blank_template(exercise):
-    _, _, blank, solution, grader = exercise
+    _, _, blank, solution, grader, before = exercise
     assert "# your code here" in blank and "SOLUTION" not in blank and blank != solution
-    passed, printed = grade(blank, grader)
+    passed, printed = grade(blank, grader, before)
     assert not passed and "FAIL" in printed and "None" in printed, printed
 
 
@@ -92,8 +97,8 @@ MISTAKES = [
 
 @pytest.mark.parametrize("name, right, wrong", MISTAKES, ids=[f"{m[0]}:{m[2][:20]}" for m in MISTAKES])
 def test_the_grader_fails_on_a_plausible_mistake(name, right, wrong):
-    [(solution, grader)] = [(sol, gr) for n, _, _, sol, gr in EXERCISES if n == name and right in sol]
-    passed, printed = grade(solution.replace(right, wrong, 1), grader)
+    [(solution, grader, before)] = [(sol, gr, bf) for n, _, _, sol, gr, bf in EXERCISES if n == name and right in sol]
+    passed, printed = grade(solution.replace(right, wrong, 1), grader, before)
     assert not passed and "FAIL" in printed, printed
 
 

@@ -2,8 +2,9 @@
 
 Each ``check_*`` runs the student's function on a few random inputs (fixed seeds), compares it with the
 library's own computation of the same equation, prints one line (PASS or FAIL, with the first
-disagreement) and returns True or False. A function that raises, returns ``None`` (the blank template's
-``...``) or returns the wrong shape fails with that reason; nothing a student writes can crash the grader.
+disagreement) and returns True or False. A longer exercise is graded by ``staged``: one check per step, in
+order, one line each. A function that raises, returns ``None`` (the blank template's ``...``) or returns the
+wrong shape fails with that reason; nothing a student writes can crash the grader.
 """
 import torch
 
@@ -14,17 +15,34 @@ from ..stats import paired_interval
 from .toy import directional_derivative, finite_difference, outer_loss_by_sgd, random_direction, toy_problem
 
 
+def problem_of(check):
+    """A check's problem string (None: it agrees), or what the student's code raised."""
+    try:
+        return check()
+    except Exception as e:  # the student's code may raise anything
+        return f"raised {type(e).__name__}: {e}"
+
+
 def report(name, checks):
     """Run ``checks`` (callables returning a problem string or None) until one fails; print and return the verdict."""
     for k, check in enumerate(checks):
-        try:
-            problem = check()
-        except Exception as e:  # the student's code may raise anything
-            problem = f"raised {type(e).__name__}: {e}"
+        problem = problem_of(check)
         if problem:
             print(f"FAIL  {name}: {problem} (check {k + 1} of {len(checks)})")
             return False
     print(f"PASS  {name}: all {len(checks)} checks agree with the library")
+    return True
+
+
+def staged(name, stages):
+    """Grade a longer exercise by its steps (``stages``: [(label, check)]): one line each up to the first failure."""
+    for k, (label, check) in enumerate(stages):
+        problem = problem_of(check)
+        where = f"stage {k + 1} of {len(stages)} ({label})"
+        if problem:
+            print(f"FAIL  {name}, {where}: {problem}")
+            return False
+        print(f"PASS  {name}, {where}")
     return True
 
 
