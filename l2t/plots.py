@@ -40,20 +40,19 @@ def transfer_graph(pairs, amounts, ax=None, source_name="source", target_name="t
 def lambda_grid(pairs, amounts, ax=None, title="$\\lambda^{m,n}$ per pair", label="$\\lambda^{m,n}$"):
     """lambda per pair as a heat map, source maps as rows and target maps as columns, values written in the cells."""
     import numpy as np
+    import seaborn as sns
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 2.8))
     sources, targets = sorted({m for m, _ in pairs}), sorted({n for _, n in pairs})
     grid = np.full((len(sources), len(targets)), np.nan)
     for (m, n), a in zip(pairs, amounts):
         grid[sources.index(m), targets.index(n)] = a
-    im = ax.imshow(grid, cmap="viridis")
-    ax.set_xticks(range(len(targets)), [f"target {n}" for n in targets])
-    ax.set_yticks(range(len(sources)), [f"source {m}" for m in sources])
-    lo, hi = np.nanmin(grid), np.nanmax(grid)
-    for i, j in zip(*np.nonzero(~np.isnan(grid))):
-        bright = grid[i, j] > lo + 0.6 * (hi - lo)
-        ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", color="k" if bright else "w", fontsize=8)
-    ax.figure.colorbar(im, ax=ax, label=label, fraction=0.046, pad=0.04)
+    sns.heatmap(grid, ax=ax, cmap="viridis", annot=True, fmt=".3f", annot_kws={"fontsize": 8},
+                mask=np.isnan(grid), cbar_kws={"label": label, "fraction": 0.046, "pad": 0.04},
+                xticklabels=[f"T{n}" for n in targets], yticklabels=[f"S{m}" for m in sources])
+    ax.set_xlabel("target map n")
+    ax.set_ylabel("source map m")
+    ax.tick_params(axis="y", rotation=0)
     ax.set_title(title)
     return grid
 
