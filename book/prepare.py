@@ -81,7 +81,8 @@ def bn_fragment(report):
 
 
 def fragments(figures, report):
-    """File name -> Markdown of every fragment the results pages include."""
+    """File name -> Markdown of every fragment the results pages (and the teaching page's last lesson) include."""
+    from l2t.teach.scale import settle_table
     out = {
         "figure5-plot.md": _figure("figure5.png", "fig-results-figure5", "80%", FIG5_CAPTION, figures),
         "lead_split.md": _figure("lead_split.png", "fig-figure5-lead-split", "70%", SPLIT_CAPTION, figures),
@@ -93,6 +94,7 @@ def fragments(figures, report):
                       + report.two_by_two(FIG5, lrs=(0.03,), name="l2t-ww-kept") + "\n",
         "bn-updates.md": bn_fragment(report),
         "runs-table.md": report.runs_table(FIG5) + "\n",
+        "settle.md": settle_table(FIG5) + "\n",
         "hardware-noise.md": "**One CPU, two instruction sets.**\n\n"
                              + report.side_by_side(SIDE["noise"] / "native", SIDE["noise"] / "avx2",
                                                    ("native (AVX-512)", "forced to AVX2")) + "\n\n"

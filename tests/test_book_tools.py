@@ -91,6 +91,7 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     runs = (gen / "runs-table.md").read_text()   # the appendix's list: each family, its hardware and time
     assert "| scratch | 0.01 | 10 | 0, 1 | cpu/AVX2, cpu/AVX512 | — |" in runs
     assert "| L2T-ww-bnauthors | 0.01 | 10 | 0 |" in runs
+    assert "| 10 | 2 | 1.41 | ±1.76 | ±1.01 | ±0.66 | — | — |" in (gen / "settle.md").read_text()   # no GPU run
 
 
 def test_the_readme_tables_are_the_ones_the_result_files_give():

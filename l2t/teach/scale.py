@@ -1,8 +1,15 @@
-"""The notebooks' three scales, chosen by the reader.
+"""The notebooks' three scales, chosen by the reader, and what a run costs on a GPU.
 
-quick (a CPU), gpu (one Colab GPU), paper (the paper's recipes).
+quick (a CPU), gpu (one Colab GPU), paper (the paper's recipes). Every GPU time the book states comes from
+``colab_minutes``: the seconds per iteration of the committed runs that ran on a data-centre GPU (the slowest
+run of the method: wall time over iterations, evaluation included) times one stated factor for a free Colab GPU.
 """
+import math
+from pathlib import Path
+
 SCALES = ("quick", "gpu", "paper")
+COLAB_FACTOR = 8      # a free Colab GPU against the data-centre GPU the committed runs were timed on (a stated guess)
+FIGURE5 = Path(__file__).resolve().parents[2] / "results" / "figure5-quick"
 
 
 def device_for(scale):
@@ -16,3 +23,59 @@ def device_for(scale):
         raise RuntimeError(f"SCALE = {scale!r} needs a CUDA GPU and none is visible. On Colab choose "
                            "Runtime > Change runtime type > GPU, then run the notebook again; or set SCALE = 'quick'.")
     return "cuda"
+
+
+def iterations(n, epochs=200, batch_size=128, classes=10):
+    """SGD iterations of a run on ``n`` images per class: one per batch, the last batch may be smaller."""
+    return math.ceil(n * classes / batch_size) * epochs
+
+
+def _gpu_runs(folder):
+    """(method, seconds per iteration) of every committed result that ran on a GPU."""
+    from ..results import load_results
+    return [(r["config"]["method"], r["wall_time_s"] / r["iterations"]) for r in load_results(folder)
+            if not str(r.get("device", "cpu")).startswith("cpu") and r.get("iterations") and r.get("wall_time_s")]
+
+
+def gpu_seconds_per_iteration(method, folder=FIGURE5):
+    """The slowest measured GPU iteration of ``method``: its own runs, else (a method with a meta-step) L2T-ww's,
+    else the slowest run of a method without one. Never an estimate below what a committed run took."""
+    runs = _gpu_runs(folder)
+    meta = method.startswith("l2t")
+    own = [s for m, s in runs if m == method] or [s for m, s in runs if m.startswith("l2t") == meta]
+    if not own:
+        raise ValueError(f"no committed GPU run in {folder} to time {method!r} by")
+    return max(own)
+
+
+def colab_minutes(runs, folder=FIGURE5, factor=COLAB_FACTOR):
+    """Minutes for ``runs`` ([(method, iterations)]) on a free Colab GPU: ``factor`` x the measured GPU times."""
+    return factor * sum(gpu_seconds_per_iteration(m, folder) * k for m, k in runs) / 60
+
+
+def half_width(sd, k, level=0.95):
+    """Half the width of the t-interval of a mean of ``k`` paired differences whose spread is ``sd``."""
+    from scipy import stats
+    return stats.t.ppf(0.5 + level / 2, k - 1) * sd / math.sqrt(k)
+
+
+def settle_table(folder=FIGURE5, a="l2t-ww", b="fm-all-to-all", lr=0.01, ks=(5, 10, 20)):
+    """What settling ``a`` against ``b`` would take, per N: the spread of their paired differences so far, the
+    95 % interval's half-width that k seeds at that spread give, and the hours k seeds of both take on a GPU."""
+    from ..report import paired, runs
+    rows = ["| N | seeds so far | sd of the differences | " + " | ".join(f"± with {k} seeds" for k in ks)
+            + f" | {max(ks)} seeds of both: data-centre GPU | on Colab |", "|---" * (len(ks) + 5) + "|"]
+    for n in (10, 25, 50, 100):
+        p = paired(runs(folder, a, n, lr), runs(folder, b, n, lr))
+        if not p or p["sd"] is None:
+            continue
+        try:
+            hours = [f"{colab_minutes([(a, iterations(n)), (b, iterations(n))], folder, f) * max(ks) / 60:.1f} h"
+                     for f in (1, COLAB_FACTOR)]
+        except ValueError:   # no run of the folder was timed on a GPU
+            hours = ["—", "—"]
+        rows.append(f"| {n} | {len(p['seeds'])} | {p['sd']:.2f} | "
+                    + " | ".join(f"±{half_width(p['sd'], k):.2f}" for k in ks) + f" | {hours[0]} | {hours[1]} |")
+    if len(rows) == 2:
+        return f"*No N has two paired seeds of {a} and {b} at lr {lr:g} yet.*"
+    return "\n".join(rows)
