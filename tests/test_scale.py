@@ -1,13 +1,16 @@
 """The notebooks' scale switch: quick by default in every notebook, a clear error for a GPU scale without a GPU."""
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from l2t.teach.scale import (
+    CHAPTER_RUNS,
     COLAB_FACTOR,
     SCALES,
+    chapter_minutes,
     colab_minutes,
     device_for,
     gpu_seconds_per_iteration,
@@ -82,3 +85,25 @@ def test_the_settle_table_gives_the_t_interval_half_width_and_the_hours(tmp_path
     assert row == (f"| 10 | 3 | {sd:.2f} | ±{stats.t.ppf(0.975, 4) * sd / 5 ** 0.5:.2f} | {hours:.1f} h | "
                    f"{COLAB_FACTOR * hours:.1f} h |")
     assert "No N has two paired seeds" in settle_table(tmp_path, a="at")
+
+
+def _scale_lines(path):
+    """scale -> its line of the notebook's SCALE comment."""
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    [switch] = [c for c in cells if "SCALE = " in c and "device_for(SCALE)" in c]
+    return {s: line for line in switch.splitlines() for s in SCALES if line.startswith(f'#   "{s}"')}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_no_chapter_promises_a_gpu_time_below_the_books_own_measurements(path):
+    """A stated GPU time is at least ``chapter_minutes``: the committed runs' GPU times times the Colab factor."""
+    chapter = path.stem[:2]
+    for scale, line in _scale_lines(path).items():
+        minutes = re.search(r"about (\d+) minutes", line)
+        if (chapter, scale) in CHAPTER_RUNS:
+            estimate = chapter_minutes(chapter, scale)
+            assert minutes or "hours" in line, f"{path.name}, {scale}: no time stated ({line})"
+            assert not minutes or int(minutes.group(1)) >= round(estimate), (
+                f"{path.name}, {scale}: says {minutes.group(1)} minutes, the measured times give {estimate:.0f}")
+        elif scale != "quick":   # a GPU scale that trains nothing long: no minutes to check, so none promised
+            assert not minutes or int(minutes.group(1)) <= 2, f"{path.name}, {scale}: add it to CHAPTER_RUNS"

@@ -63,7 +63,8 @@ IDS = [f"{name}-{k}" for name, k, *_ in EXERCISES]
 def test_the_student_notebooks_equal_a_fresh_generation():
     assert GEN.main(["--check"]) == 0
     assert [p.name for p in STUDENT] == ["03_what_to_transfer.ipynb", "04_where_to_transfer.ipynb",
-                                         "05_meta_gradient.ipynb", "07_baselines.ipynb", "08_limited_data.ipynb"]
+                                         "05_meta_gradient.ipynb", "06_full_l2t_ww.ipynb", "07_baselines.ipynb",
+                                         "08_limited_data.ipynb"]
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)

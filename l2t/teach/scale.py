@@ -53,6 +53,27 @@ def colab_minutes(runs, folder=FIGURE5, factor=COLAB_FACTOR):
     return factor * sum(gpu_seconds_per_iteration(m, folder) * k for m, k in runs) / 60
 
 
+BASELINES = ("scratch", "lwf", "at", "fm-one-to-one", "l2t-w-one-to-one", "l2t-ww")   # chapter 07's six methods
+# what each chapter's gpu (and, where it states minutes, paper) scale trains: [(method, iterations)]
+CHAPTER_RUNS = {
+    ("02", "gpu"): [("fm-one-to-one", 2000)],                          # one pair, 2,000 steps of batch 128
+    ("06", "gpu"): [("l2t-ww", iterations(25))],
+    ("06", "paper"): [("l2t-ww", iterations(25))],
+    ("07", "gpu"): [(m, iterations(10)) for m in BASELINES],
+    ("07", "paper"): [(m, iterations(25)) for m in BASELINES],
+    ("08", "gpu"): [("scratch", iterations(10))] * 3,                  # the three learning rates
+    # a ResNet20 source on 5,000 images for 30 epochs; then L2T-ww with two sources (30 pairs: counted twice)
+    ("09", "gpu"): [("scratch", iterations(500, epochs=30)), ("l2t-ww", 2 * iterations(10))],
+    ("10", "gpu"): [("l2t-ww", iterations(25)), ("fm-single", iterations(25)), ("l2t-w-single", iterations(25))],
+    ("10", "paper"): [("l2t-ww", iterations(25)), ("fm-single", iterations(25)), ("l2t-w-single", iterations(25))],
+}
+
+
+def chapter_minutes(chapter, scale, folder=FIGURE5):
+    """Minutes on a free Colab GPU of what chapter ``chapter`` trains at ``scale`` (``CHAPTER_RUNS``)."""
+    return colab_minutes(CHAPTER_RUNS[chapter, scale], folder)
+
+
 def half_width(sd, k, level=0.95):
     """Half the width of the t-interval of a mean of ``k`` paired differences whose spread is ``sd``."""
     from scipy import stats

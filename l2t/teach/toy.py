@@ -110,6 +110,40 @@ def exact_meta_gradient(problem, T=2, unreached="zero-grad"):
     return outer.detach(), [torch.zeros_like(p) if g is None else g for p, g in zip(phi, grads)]
 
 
+def line4_step(problem):
+    """Alg. 1 line 4: one ``problem.optimizer`` step on CE + L_wfm, w and lambda held fixed; the CE before it."""
+    w, lam = _weights(problem)                        # computed without a graph: phi gets no gradient here
+    logits, target_features = problem.target(problem.x)
+    ce = F.cross_entropy(logits, problem.y)
+    total = ce + wfm_loss(problem.regressors(problem.source_features, target_features), w, lam, problem.beta)
+    problem.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    problem.optimizer.step()
+    return float(ce.detach())
+
+
+def meta_adam_step(problem, meta_opt, T=2):
+    """Alg. 1 lines 5-8: phi's ``.grad`` = ``exact_meta_gradient``, then one step of ``meta_opt`` (Adam)."""
+    _, grads = exact_meta_gradient(problem, T)
+    for q, g in zip(problem.phi(), grads):
+        q.grad = g
+    meta_opt.step()
+
+
+def algorithm1(problem, iterations, meta_lr, T=2):
+    """Alg. 1 lines 4-8 on a deep copy, phi by Adam (frozen at meta_lr = 0): (history, the trained copy)."""
+    problem = copy.deepcopy(problem)
+    meta_opt = torch.optim.Adam(problem.phi(), lr=meta_lr)
+    history = {"L_org": [], "lambda": []}    # per iteration: line 4's CE (before its step), lambda's batch means
+    for _ in range(iterations):
+        _, lam = _weights(problem)
+        history["lambda"].append([] if lam is None else [float(a.mean()) for a in lam])
+        history["L_org"].append(line4_step(problem))
+        if meta_lr > 0:
+            meta_adam_step(problem, meta_opt, T)
+    return history, problem
+
+
 def _lambda(problem, sf):
     return None if problem.where is None else problem.where(sf)
 
