@@ -41,6 +41,7 @@ test: unit-test nbval nbval-older-isa nbval-torchvision-copy check-book
 
 unit-test: setup-book
 	$(BIN)/ruff check l2t tests book benchmarks
+	$(BIN)/ruff format --check l2t tests book benchmarks
 	$(BIN)/python -m pytest tests
 
 # (matplotlib's one-off font-cache message would otherwise land in the first notebook's outputs)

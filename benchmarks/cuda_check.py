@@ -12,6 +12,7 @@ It then measures how far float32 (with and without cuDNN's TF32), and ``--bf16``
 (2^-24, relative, random sign) and reports how far the weights and the meta-gradient move, beside the
 batch's cross-entropy before and after one plain SGD step at lr 0.1 and 0.01 (is the lookahead stable?).
 """
+
 import argparse
 import copy
 import json
@@ -33,8 +34,9 @@ def one_step(device, images, labels, source, mode="fp64", lr=0.1, perturb=0.0):
     """
     torch.backends.cudnn.allow_tf32 = mode != "fp32-no-tf32"
     torch.manual_seed(0)
-    cfg = Config(method="l2t-ww", batch_size=len(labels), device=device, lr=lr, bf16=mode == "bf16",
-                 out="/tmp/l2t-cuda-check")
+    cfg = Config(
+        method="l2t-ww", batch_size=len(labels), device=device, lr=lr, bf16=mode == "bf16", out="/tmp/l2t-cuda-check"
+    )
     data = {k: (images, labels) for k in ("train", "val", "test")}
     trainer = Trainer(cfg, data=data, sources=[copy.deepcopy(source)])
     x, y = next(iter(trainer.train_loader))
@@ -42,7 +44,7 @@ def one_step(device, images, labels, source, mode="fp64", lr=0.1, perturb=0.0):
         for module in (trainer.model, trainer.regressors, trainer.what, trainer.where, *trainer.sources):
             module.double()
         x = x.double()
-    if perturb:   # one rounding step of the float32 input, up or down at random
+    if perturb:  # one rounding step of the float32 input, up or down at random
         signs = torch.randint(0, 2, x.shape, generator=torch.Generator().manual_seed(2)).to(x) * 2 - 1
         x = x * (1 + perturb * signs)
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
@@ -52,8 +54,9 @@ def one_step(device, images, labels, source, mode="fp64", lr=0.1, perturb=0.0):
     sync()
     seconds = time.perf_counter() - start
     theta = torch.cat([p.detach().flatten().double().cpu() for p in trainer.model.parameters()])
-    meta = torch.cat([p.grad.flatten().double().cpu() for g in trainer.meta_optimizer.param_groups
-                      for p in g["params"]])
+    meta = torch.cat(
+        [p.grad.flatten().double().cpu() for g in trainer.meta_optimizer.param_groups for p in g["params"]]
+    )
     torch.backends.cudnn.allow_tf32 = True
     return theta, meta, seconds
 
@@ -87,6 +90,7 @@ def write_report(report, out):
 def ce_step(images, labels, lr):
     """The batch's cross-entropy (train-mode BatchNorm, as in the lookahead) before and after one SGD step on it."""
     import torch.nn.functional as F
+
     torch.manual_seed(0)
     cfg = Config(method="scratch", batch_size=len(labels), device="cpu", lr=lr, out="/tmp/l2t-cuda-check")
     trainer = Trainer(cfg, data={k: (images, labels) for k in ("train", "val", "test")}, sources=[])
@@ -101,23 +105,36 @@ def ce_step(images, labels, lr):
 def perturbation(source, source_name, batch, out):
     """CPU, float64: the meta-gradient's sensitivity to a one-rounding-step change of the float32 inputs."""
     images, labels, images_name = batch_of_images(batch)
-    report = {"date": time.strftime("%Y-%m-%d"), "device": "cpu", "torch": torch.__version__, "source": source_name,
-              "images": images_name, "batch": batch, "perturbation": 2.0 ** -24}
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "device": "cpu",
+        "torch": torch.__version__,
+        "source": source_name,
+        "images": images_name,
+        "batch": batch,
+        "perturbation": 2.0**-24,
+    }
     for lr in (0.1, 0.01):
         ref = one_step("cpu", images, labels, source, "fp64", lr)
-        moved = one_step("cpu", images, labels, source, "fp64", lr, perturb=2.0 ** -24)
+        moved = one_step("cpu", images, labels, source, "fp64", lr, perturb=2.0**-24)
         before, after = ce_step(images, labels, lr)
-        report[f"lr={lr}"] = {"theta_rel_change": rel(moved[0], ref[0]),
-                              "meta_gradient_rel_change": rel(moved[1], ref[1]),
-                              "ce_before_step": before, "ce_after_step": after}
+        report[f"lr={lr}"] = {
+            "theta_rel_change": rel(moved[0], ref[0]),
+            "meta_gradient_rel_change": rel(moved[1], ref[1]),
+            "ce_before_step": before,
+            "ce_after_step": after,
+        }
     write_report(report, out)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--out", help="JSON to write (default: benchmarks/results/cuda_check.json, or "
-                                 "perturbation-cpu.json with --perturbation)")
+    p.add_argument(
+        "--out",
+        help="JSON to write (default: benchmarks/results/cuda_check.json, or "
+        "perturbation-cpu.json with --perturbation)",
+    )
     p.add_argument("--perturbation", action="store_true", help="CPU only: sensitivity to one input rounding step")
     args = p.parse_args()
     try:
@@ -134,13 +151,22 @@ def main():
     images, labels, images_name = batch_of_images(args.batch)
     cpu = one_step("cpu", images, labels, source)
     gpu = one_step("cuda", images, labels, source)
-    report = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "source": source_name, "images": images_name, "batch": args.batch,
-              "cuda_vs_cpu_fp64": {"theta_rel_error": rel(gpu[0], cpu[0]),
-                                   "meta_gradient_rel_error": rel(gpu[1], cpu[1]),
-                                   "meta_gradient_norm": float(cpu[1].norm()), "cpu_step_s": cpu[2],
-                                   "cuda_step_s": gpu[2]},
-              "precision_vs_cuda_fp64": {}}
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "source": source_name,
+        "images": images_name,
+        "batch": args.batch,
+        "cuda_vs_cpu_fp64": {
+            "theta_rel_error": rel(gpu[0], cpu[0]),
+            "meta_gradient_rel_error": rel(gpu[1], cpu[1]),
+            "meta_gradient_norm": float(cpu[1].norm()),
+            "cpu_step_s": cpu[2],
+            "cuda_step_s": gpu[2],
+        },
+        "precision_vs_cuda_fp64": {},
+    }
     # how far the lower precisions land from float64, at the paper's lr and at the CPU-scale lr
     for lr in (0.1, 0.01):
         ref = gpu if lr == 0.1 else one_step("cuda", images, labels, source, "fp64", lr)

@@ -13,6 +13,7 @@ passes when its differences are of the control's size.
     python benchmarks/curve_agreement.py --before /tmp/before [--epochs 6]
         [--out benchmarks/results/curve_agreement-cpu.json]
 """
+
 import argparse
 import json
 import os
@@ -26,9 +27,31 @@ HERE = Path(__file__).resolve().parent.parent
 
 def run(library, out, epochs, threads=None):
     """Per-epoch metrics of one short run with the library found at ``library``."""
-    cmd = [sys.executable, "-m", "l2t", "train", "--method", "l2t-ww", "--samples-per-class", "10",
-           "--val-per-class", "5", "--epochs", str(epochs), "--eval-every", str(epochs), "--lr", "0.01",
-           "--seed", "0", "--device", "cpu", "--no-progress", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "l2t",
+        "train",
+        "--method",
+        "l2t-ww",
+        "--samples-per-class",
+        "10",
+        "--val-per-class",
+        "5",
+        "--epochs",
+        str(epochs),
+        "--eval-every",
+        str(epochs),
+        "--lr",
+        "0.01",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "PYTHONPATH": str(library), **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     subprocess.run(cmd, check=True, env=env, cwd=library, stdout=subprocess.DEVNULL)
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -52,17 +75,32 @@ def main():
             loss = abs(a["train_loss"] - b["train_loss"]) / abs(b["train_loss"])
             lam = max(abs(x - y) for x, y in zip(a["lambda"], b["lambda"]))
             worst_loss, worst_lambda = max(worst_loss, loss), max(worst_lambda, lam)
-            rows.append({"epoch": b["epoch"], "loss_before": b["train_loss"], "loss": a["train_loss"],
-                         "loss_relative_difference": loss, "lambda_max_abs_difference": lam})
-            print(f"  epoch {b['epoch']}: loss {b['train_loss']:.6f} vs {a['train_loss']:.6f} (relative {loss:.1e}), "
-                  f"max |lambda difference| {lam:.1e}")
+            rows.append(
+                {
+                    "epoch": b["epoch"],
+                    "loss_before": b["train_loss"],
+                    "loss": a["train_loss"],
+                    "loss_relative_difference": loss,
+                    "lambda_max_abs_difference": lam,
+                }
+            )
+            print(
+                f"  epoch {b['epoch']}: loss {b['train_loss']:.6f} vs {a['train_loss']:.6f} (relative {loss:.1e}), "
+                f"max |lambda difference| {lam:.1e}"
+            )
         print(f"  worst: loss {worst_loss:.1e} relative, lambda {worst_lambda:.1e}")
         report[name] = {"rows": rows, "worst_loss_relative": worst_loss, "worst_lambda_abs": worst_lambda}
     if args.out:
-        commit = lambda root: subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                                             capture_output=True, text=True).stdout.strip()
-        Path(args.out).write_text(json.dumps({"before": commit(args.before), "after": commit(HERE),
-                                              "epochs": args.epochs, **report}, indent=1) + "\n")
+        commit = lambda root: subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        Path(args.out).write_text(
+            json.dumps(
+                {"before": commit(args.before), "after": commit(HERE), "epochs": args.epochs, **report}, indent=1
+            )
+            + "\n"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ plain training runs. Counts convolutions and matrix products (forward, backward 
 
     python benchmarks/flops.py [--batch 128] [--out benchmarks/results/flops.json]
 """
+
 import argparse
 import json
 import time
@@ -26,8 +27,14 @@ def count(method, T, order, every, batch):
             trainer.step(x, y)
     name = type(trainer.sources[0]).__name__ if trainer.sources else None
     source = sum(counter.get_flop_counts().get(name, {}).values())
-    return {"method": method, "T": T, "meta_order": order, "meta_every": every,
-            "gflop": counter.get_total_flops() / every / 1e9, "source_gflop": source / every / 1e9}
+    return {
+        "method": method,
+        "T": T,
+        "meta_order": order,
+        "meta_every": every,
+        "gflop": counter.get_total_flops() / every / 1e9,
+        "source_gflop": source / every / 1e9,
+    }
 
 
 def main():
@@ -42,8 +49,10 @@ def main():
     print(f"{'method':<16}{'T':>3}{'meta-gradient':>22}{'GFLOP':>10}{'x scratch':>11}{'source GFLOP':>14}")
     for r in rows:
         r["ratio_to_scratch"] = r["gflop"] / scratch
-        print(f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant_label(r):>22}"
-              f"{r['gflop']:>10.1f}{r['ratio_to_scratch']:>11.2f}{r['source_gflop']:>14.1f}")
+        print(
+            f"{r['method']:<16}{r['T'] if r['method'] == 'l2t-ww' else '-':>3}{variant_label(r):>22}"
+            f"{r['gflop']:>10.1f}{r['ratio_to_scratch']:>11.2f}{r['source_gflop']:>14.1f}"
+        )
     report = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "batch": args.batch, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))

@@ -10,6 +10,7 @@ is its own. Chapter epochs: each chapter's ``gpu`` setting (the CPU-scale Figure
 N) on images of CIFAR-10's shape, so the timing needs no dataset: ``EPOCHS`` epochs (one validation) and the
 10,000-image test pass, then the time per epoch and the chapter's 200-epoch estimate.
 """
+
 import argparse
 import json
 import platform
@@ -29,11 +30,13 @@ from l2t.models import build_model, load_source  # noqa: E402
 from l2t.protocol import figure5_base  # noqa: E402
 from l2t.train import Trainer  # noqa: E402
 
-EPOCHS = 10   # the protocol validates every 10th epoch: ten epochs hold one validation
-CHAPTERS = {   # chapter -> (its gpu scale's runs as (method, N, sources), how many epochs it trains)
+EPOCHS = 10  # the protocol validates every 10th epoch: ten epochs hold one validation
+CHAPTERS = {  # chapter -> (its gpu scale's runs as (method, N, sources), how many epochs it trains)
     "06 full L2T-ww": ([("l2t-ww", 25, 1)], 200),
-    "07 baselines": ([(m, 10, 1) for m in ("scratch", "lwf", "at", "fm-one-to-one", "l2t-w-one-to-one",
-                                            "l2t-ww")], 200),
+    "07 baselines": (
+        [(m, 10, 1) for m in ("scratch", "lwf", "at", "fm-one-to-one", "l2t-w-one-to-one", "l2t-ww")],
+        200,
+    ),
     "09 two sources": ([("l2t-ww", 10, 2)], 200),
     "10 looking inside": ([("l2t-ww", 25, 1)], 200),
 }
@@ -41,8 +44,18 @@ CHAPTERS = {   # chapter -> (its gpu scale's runs as (method, N, sources), how m
 
 def cuda_tests():
     """pytest on the tests that need CUDA: their counts of passed, failed and skipped."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cudagraph.py",
-           "tests/test_trainer.py", "-k", "cuda or graph"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_cudagraph.py",
+        "tests/test_trainer.py",
+        "-k",
+        "cuda or graph",
+    ]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True).stdout
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)", out.splitlines()[-1])}
     return {"command": " ".join(cmd[1:]), "counts": counts, "tail": out.splitlines()[-5:]}
@@ -52,9 +65,24 @@ def step_times(device, iters):
     """Seconds per iteration and peak memory of scratch and exact L2T-ww, eager and (on CUDA) graphed."""
     rows = []
     for method in ("scratch", "l2t-ww"):
-        for graph in ((0, 1) if device == "cuda" else (0,)):
-            cmd = [sys.executable, "benchmarks/step_time.py", "--one", method, "2", "exact", "1", "0", str(graph),
-                   "--device", device, "--iters", str(iters), "--warmup", "3"]
+        for graph in (0, 1) if device == "cuda" else (0,):
+            cmd = [
+                sys.executable,
+                "benchmarks/step_time.py",
+                "--one",
+                method,
+                "2",
+                "exact",
+                "1",
+                "0",
+                str(graph),
+                "--device",
+                device,
+                "--iters",
+                str(iters),
+                "--warmup",
+                "3",
+            ]
             out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(out.splitlines()[-1]))
     return rows
@@ -70,25 +98,43 @@ def chapter_epochs(device, epochs):
     """Each chapter's gpu-scale runs for ``epochs`` epochs: seconds per epoch, and its whole run's estimate."""
     try:
         paper = load_source(device="cpu")
-    except (FileNotFoundError, ValueError):   # no data root here: a random source of the same shape
+    except (FileNotFoundError, ValueError):  # no data root here: a random source of the same shape
         paper = build_model("resnet32", 200).eval().requires_grad_(False)
     second = build_model("resnet20", 10).eval().requires_grad_(False)
     rows = []
     for chapter, (runs, total_epochs) in CHAPTERS.items():
         training = final = 0.0
         for method, n, k in runs:
-            cfg = replace(figure5_base("quick"), method=method, samples_per_class=n, epochs=epochs, device=device,
-                          sources=["resnet32:paper", "resnet20:random"][:k], out=tempfile.mkdtemp())
+            cfg = replace(
+                figure5_base("quick"),
+                method=method,
+                samples_per_class=n,
+                epochs=epochs,
+                device=device,
+                sources=["resnet32:paper", "resnet20:random"][:k],
+                out=tempfile.mkdtemp(),
+            )
             trainer = Trainer(cfg, data=shaped_data(n, torch.Generator().manual_seed(0)), sources=[paper, second][:k])
             start = time.perf_counter()
             result = trainer.fit(progress=False)
-            training += result["curves"][-1]["elapsed_s"]   # the epochs, validation included
-            final += time.perf_counter() - start - result["curves"][-1]["elapsed_s"]   # the test pass, once a run
+            training += result["curves"][-1]["elapsed_s"]  # the epochs, validation included
+            final += time.perf_counter() - start - result["curves"][-1]["elapsed_s"]  # the test pass, once a run
         per_epoch = training / epochs
-        rows.append({"chapter": chapter, "runs": len(runs), "epochs_timed": epochs, "s_per_epoch": per_epoch,
-                     "final_evaluation_s": final, "estimate_min": (per_epoch * total_epochs + final) / 60})
-        print(f"  {chapter}: {per_epoch:.2f} s per epoch, ~{rows[-1]['estimate_min']:.1f} min for "
-              f"{total_epochs} epochs", file=sys.stderr, flush=True)
+        rows.append(
+            {
+                "chapter": chapter,
+                "runs": len(runs),
+                "epochs_timed": epochs,
+                "s_per_epoch": per_epoch,
+                "final_evaluation_s": final,
+                "estimate_min": (per_epoch * total_epochs + final) / 60,
+            }
+        )
+        print(
+            f"  {chapter}: {per_epoch:.2f} s per epoch, ~{rows[-1]['estimate_min']:.1f} min for {total_epochs} epochs",
+            file=sys.stderr,
+            flush=True,
+        )
     return rows
 
 
@@ -103,17 +149,26 @@ def main():
     out = Path(args.out)
     if out.exists() and not out.is_file():
         sys.exit(f"gpu_check: --out {out} is not a file")
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False   # fp32, TF32 off, as the runs
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # fp32, TF32 off, as the runs
     start = time.time()
-    report = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if args.device == "cuda"
-              else f"cpu ({platform.processor() or platform.machine()})", "torch": torch.__version__,
-              "quick": args.quick}
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "device": torch.cuda.get_device_name()
+        if args.device == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()})",
+        "torch": torch.__version__,
+        "quick": args.quick,
+    }
     report["cuda_tests"] = cuda_tests()
     print("CUDA tests:", report["cuda_tests"]["counts"], file=sys.stderr, flush=True)
     report["step_times"] = step_times(args.device, 3 if args.quick else 20)
     for r in report["step_times"]:
-        print(f"  {r['method']:8s} graph={r['cuda_graph']!s:5s} {1e3 * r['median_s']:8.1f} ms/iteration, "
-              f"peak {r.get('cuda_max_allocated_mib', r['peak_rss_mib']):.0f} MiB", file=sys.stderr, flush=True)
+        print(
+            f"  {r['method']:8s} graph={r['cuda_graph']!s:5s} {1e3 * r['median_s']:8.1f} ms/iteration, "
+            f"peak {r.get('cuda_max_allocated_mib', r['peak_rss_mib']):.0f} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
     report["chapter_epochs"] = chapter_epochs(args.device, 1 if args.quick else EPOCHS)
     report["wall_s"] = time.time() - start
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ phi for L2T-ww). Once with the default settings (TF32 convolutions, cudnn.benchm
 
     python benchmarks/graph_agreement.py [--iters 8] [--lr 0.01] [--out graph_agreement.json]
 """
+
 import argparse
 import json
 
@@ -27,8 +28,15 @@ def trainers(method, lr, batch=32):
     for name, graph in (("eager", False), ("eager2", False), ("graph", True)):
         torch.manual_seed(123)
         source = build_model("resnet20", 10).eval().requires_grad_(False)
-        cfg = Config(method=method, sources=["resnet20:random"], batch_size=batch, lr=lr, device="cuda",
-                     cuda_graph=graph, out=f"/tmp/graph-agreement/{name}")
+        cfg = Config(
+            method=method,
+            sources=["resnet20:random"],
+            batch_size=batch,
+            lr=lr,
+            device="cuda",
+            cuda_graph=graph,
+            out=f"/tmp/graph-agreement/{name}",
+        )
         out.append(Trainer(cfg, data=data, sources=[source]))
     return out
 
@@ -46,8 +54,14 @@ def compare(method, deterministic, iters, lr):
     rows = []
     for i in range(iters):
         losses = [t.step(x, y)[0] for t in ts]
-        rows.append({"iteration": i, "replayed": i >= ts[2].graphed.warmup,
-                     "eager2_vs_eager": rel(losses[1], losses[0]), "graph_vs_eager": rel(losses[2], losses[0])})
+        rows.append(
+            {
+                "iteration": i,
+                "replayed": i >= ts[2].graphed.warmup,
+                "eager2_vs_eager": rel(losses[1], losses[0]),
+                "graph_vs_eager": rel(losses[2], losses[0]),
+            }
+        )
     params = lambda t: torch.cat([p.detach().flatten() for p in t.model.parameters()])
     end = {"theta_eager2": rel(params(ts[1]), params(ts[0])), "theta_graph": rel(params(ts[2]), params(ts[0]))}
     if ts[0].what is not None:
@@ -67,10 +81,14 @@ def main():
         for deterministic in (False, True):
             r = compare(method, deterministic, args.iters, args.lr)
             report["runs"].append(r)
-            print(f"{method:8s} {'deterministic' if deterministic else 'default':13s} relative loss difference per "
-                  f"iteration, eager2 | graph (replays from iteration 3):")
-            print("   " + "  ".join(f"{row['eager2_vs_eager']:.1e}|{row['graph_vs_eager']:.1e}"
-                                    for row in r["iterations"]))
+            print(
+                f"{method:8s} {'deterministic' if deterministic else 'default':13s} relative loss difference per "
+                f"iteration, eager2 | graph (replays from iteration 3):"
+            )
+            print(
+                "   "
+                + "  ".join(f"{row['eager2_vs_eager']:.1e}|{row['graph_vs_eager']:.1e}" for row in r["iterations"])
+            )
             print("   at the end: " + ", ".join(f"{k} {v:.1e}" for k, v in r["end"].items()))
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)

@@ -9,6 +9,7 @@ table per configuration with the operators called most, and writes JSON.
 
     python benchmarks/op_count.py [--out benchmarks/results/op_count.json] [--label after]
 """
+
 import argparse
 import collections
 import json
@@ -51,6 +52,7 @@ def count(method, T, batch):
 def git_commit():
     """The commit of the checkout that the imported l2t comes from ('+dirty' with uncommitted changes to it)."""
     import l2t
+
     root = str(Path(l2t.__file__).parent)
     run = lambda *a: subprocess.run(["git", "-C", root, *a], capture_output=True, text=True).stdout.strip()
     return run("rev-parse", "--short", "HEAD") + ("+dirty" if run("status", "--porcelain", "--", ".") else "")
@@ -65,8 +67,7 @@ def main():
     rows = []
     for method, T in CONFIGS:
         ops = count(method, T, args.batch)
-        rows.append({"method": method, "T": T, "top_level_ops": sum(ops.values()),
-                     "by_op": dict(ops.most_common())})
+        rows.append({"method": method, "T": T, "top_level_ops": sum(ops.values()), "by_op": dict(ops.most_common())})
     scratch = rows[0]["top_level_ops"]
     print(f"{'method':<15}{'T':>3}{'top-level ATen calls':>22}{'x scratch':>11}   most called")
     for r in rows:
@@ -74,8 +75,14 @@ def main():
         top = ", ".join(f"{k[6:]} {v}" for k, v in list(r["by_op"].items())[:5])
         print(f"{r['method']:<15}{r['T']:>3}{r['top_level_ops']:>22}{r['ratio_to_scratch']:>11.1f}   {top}")
     if args.out:
-        out = {"label": args.label, "commit": git_commit(), "torch": torch.__version__, "batch": args.batch,
-               "machine": platform.platform(), "rows": rows}
+        out = {
+            "label": args.label,
+            "commit": git_commit(),
+            "torch": torch.__version__,
+            "batch": args.batch,
+            "machine": platform.platform(),
+            "rows": rows,
+        }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
         print("wrote", args.out)

@@ -5,6 +5,7 @@ the wall time per iteration, for the benchmark's configuration (batch 128, VGG9,
 
     python benchmarks/profile_step.py [--device cuda] [--method l2t-ww] [--T 2] [--iters 3]
 """
+
 import argparse
 import time
 
@@ -42,9 +43,11 @@ def main():
         kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
         busy = sum(e.self_device_time_total for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
         busy = busy / 1e6 / args.iters
-        print(f"{args.method} T={args.T}: {wall * 1e3:.1f} ms per iteration (under the profiler), "
-              f"{len(kernels) / args.iters:.0f} kernels per iteration, GPU busy {busy * 1e3:.1f} ms "
-              f"({100 * busy / wall:.0f} % of wall)")
+        print(
+            f"{args.method} T={args.T}: {wall * 1e3:.1f} ms per iteration (under the profiler), "
+            f"{len(kernels) / args.iters:.0f} kernels per iteration, GPU busy {busy * 1e3:.1f} ms "
+            f"({100 * busy / wall:.0f} % of wall)"
+        )
     else:
         print(f"{args.method} T={args.T}: {wall:.2f} s per iteration (under the profiler)")
 

@@ -16,6 +16,7 @@ A full-page screenshot of every chapter is saved for people to look at.
 
     python book/check_html.py _build/html --screenshots ci-artifacts/screenshots
 """
+
 import argparse
 import base64
 import functools
@@ -34,9 +35,18 @@ from bs4 import BeautifulSoup
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                  "--disable-dev-shm-usage", "--window-size=1280,1000", "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1000",
+    "--hide-scrollbars",
+]
 EXTERNAL = ("http:", "https:", "mailto:", "javascript:", "data:", "tel:")
 # console messages that are not the book's fault: the browser asks the test server for /favicon.ico, and
 # pydata-sphinx-theme logs an error when the theme mode is not yet in localStorage (a fresh profile)
@@ -78,8 +88,9 @@ def check_links(build):
     def anchors(path):
         if path not in ids:
             soup = BeautifulSoup(path.read_text(errors="replace"), "html.parser")
-            ids[path] = ({t.get("id") for t in soup.find_all(id=True)}
-                         | {t.get("name") for t in soup.find_all("a", attrs={"name": True})})
+            ids[path] = {t.get("id") for t in soup.find_all(id=True)} | {
+                t.get("name") for t in soup.find_all("a", attrs={"name": True})
+            }
         return ids[path]
 
     pages = [p for p in build.rglob("*.html") if "_static" not in p.parts]
@@ -88,8 +99,11 @@ def check_links(build):
         refs = [("a", a.get("href")) for a in soup.find_all("a", href=True)]
         refs += [("img", i.get("src")) for i in soup.find_all("img", src=True)]
         refs += [("script", s.get("src")) for s in soup.find_all("script", src=True)]
-        refs += [("link", link.get("href")) for link in soup.find_all("link", href=True)
-                 if "stylesheet" in (link.get("rel") or []) or "icon" in (link.get("rel") or [])]
+        refs += [
+            ("link", link.get("href"))
+            for link in soup.find_all("link", href=True)
+            if "stylesheet" in (link.get("rel") or []) or "icon" in (link.get("rel") or [])
+        ]
         for tag, ref in refs:
             if tag in ("script", "link") and ref.startswith(("http:", "https:", "//")):
                 problems.append(f"{page.relative_to(build)}: <{tag}> loads {ref} from the network")
@@ -222,8 +236,11 @@ def check_pages(build, pages, config, shots, base):
                     bad = check_image(build, rel, img["src"])
                     if bad:
                         problems.append(f"{rel}: {bad}")
-            colab = [a.get_attribute("href") for a in driver.find_elements("css selector", "a")
-                     if "colab.research.google.com" in (a.get_attribute("href") or "")]
+            colab = [
+                a.get_attribute("href")
+                for a in driver.find_elements("css selector", "a")
+                if "colab.research.google.com" in (a.get_attribute("href") or "")
+            ]
             if page.startswith("notebooks/"):
                 want = colab_url(config, page)
                 if want not in colab:
@@ -237,20 +254,25 @@ def check_pages(build, pages, config, shots, base):
             outside = sorted({r for r in resources if not r.startswith((base, "data:", "blob:"))})
             if outside:
                 problems.append(f"{rel}: requests outside the book (not offline): {outside[:5]}")
-            severe = [e["message"] for e in driver.get_log("browser")
-                      if e.get("level") == "SEVERE" and not any(h in e["message"] for h in HARMLESS)]
+            severe = [
+                e["message"]
+                for e in driver.get_log("browser")
+                if e.get("level") == "SEVERE" and not any(h in e["message"] for h in HARMLESS)
+            ]
             if severe:
                 problems.append(f"{rel}: browser console errors: {severe[:3]}")
             if shots:
                 shot = shots / (page.replace("/", "__") + ".png")
                 height = driver.execute_script("return Math.min(document.documentElement.scrollHeight, 12000)")
-                driver.set_window_size(1280, height)                 # the whole page in one viewport
+                driver.set_window_size(1280, height)  # the whole page in one viewport
                 time.sleep(0.3)
                 shot.write_bytes(driver.get_screenshot_as_png())
                 driver.set_window_size(1280, 1000)
-            lines.append(f"  {rel:45s} math {math.get('containers', 0):3d}/{math.get('math', 0):3d} typeset, "
-                         f"{figures:2d} figures ({len(images):2d} images), colab {'yes' if colab else 'no ':3s}, "
-                         f"{len(resources):3d} local requests, {time.time() - t0:4.1f} s")
+            lines.append(
+                f"  {rel:45s} math {math.get('containers', 0):3d}/{math.get('math', 0):3d} typeset, "
+                f"{figures:2d} figures ({len(images):2d} images), colab {'yes' if colab else 'no ':3s}, "
+                f"{len(resources):3d} local requests, {time.time() - t0:4.1f} s"
+            )
     finally:
         driver.quit()
     return problems, lines

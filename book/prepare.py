@@ -8,13 +8,14 @@ Run by ``make book`` before ``jupyter-book build``:
   * the results pages' figures and tables are made from ``results/`` by this checkout's code into
     ``book/_generated/`` (``figure5_fragment``): never a committed picture, so never a stale one.
 """
+
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))   # this checkout's l2t, whichever is installed
+sys.path.insert(0, str(ROOT))  # this checkout's l2t, whichever is installed
 MATHJAX_VERSION = "3.2.2"
 NPM_DIR = ROOT / "build" / "mathjax"
 STATIC = ROOT / "build" / "book-static" / "mathjax"
@@ -29,8 +30,10 @@ def mathjax():
         if npm is None:
             sys.exit("npm is needed once to fetch MathJax for offline math (apt-get install -y npm)")
         NPM_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(NPM_DIR),
-                        f"mathjax@{MATHJAX_VERSION}"], check=True)
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(NPM_DIR), f"mathjax@{MATHJAX_VERSION}"],
+            check=True,
+        )
     if not (STATIC / "tex-chtml.js").exists():
         if STATIC.exists():
             shutil.rmtree(STATIC)
@@ -51,9 +54,10 @@ def figure5_fragment():
     """
     from l2t import report
     from l2t.reproduce import summarize_figure5
+
     figures = GEN / "figure5"
     if figures.exists():
-        shutil.rmtree(figures)   # nothing left over from an older build
+        shutil.rmtree(figures)  # nothing left over from an older build
     figures.mkdir(parents=True)
     if FIG5.is_dir():
         summarize_figure5(FIG5, verbose=False, out=figures)
@@ -75,7 +79,7 @@ def bn_fragment(report):
     twice = report.runs(FIG5, "l2t-ww", 10, 0.01, name="l2t-ww-bnauthors")
     text = report.versus_table(report.runs(FIG5, "l2t-ww", 10, 0.01), twice, ("once (the figure's run)", "authors"))
     rerun = report.runs(SIDE["bn-updates"], "l2t-ww", 10, 0.01)
-    if rerun:   # the default run again, on the hardware of the authors' run: a difference without the machine's
+    if rerun:  # the default run again, on the hardware of the authors' run: a difference without the machine's
         text += "\n\n" + report.versus_table(rerun, twice, ("once (rerun)", "authors"))
     return text + "\n"
 
@@ -83,6 +87,7 @@ def bn_fragment(report):
 def fragments(figures, report):
     """File name -> Markdown of every fragment the results pages (and the teaching page's last lesson) include."""
     from l2t.teach.scale import settle_table
+
     out = {
         "figure5-plot.md": _figure("figure5.png", "fig-results-figure5", "80%", FIG5_CAPTION, figures),
         "lead_split.md": _figure("lead_split.png", "fig-figure5-lead-split", "70%", SPLIT_CAPTION, figures),
@@ -90,43 +95,55 @@ def fragments(figures, report):
         "fig5-seeds.md": report.seeds_table(FIG5) + "\n",
         "fig5-paired.md": report.paired_table(FIG5) + "\n",
         "lr-2x2.md": report.two_by_two(FIG5) + "\n\n" + report.best_lr_table(FIG5) + "\n",
-        "lr-kept.md": report.lr_effect(FIG5, "fm-all-to-all") + "\n\n"
-                      + report.two_by_two(FIG5, lrs=(0.03,), name="l2t-ww-kept") + "\n",
+        "lr-kept.md": report.lr_effect(FIG5, "fm-all-to-all")
+        + "\n\n"
+        + report.two_by_two(FIG5, lrs=(0.03,), name="l2t-ww-kept")
+        + "\n",
         "bn-updates.md": bn_fragment(report),
         "runs-table.md": report.runs_table(FIG5) + "\n",
         "settle.md": settle_table(FIG5) + "\n",
         "hardware-noise.md": "**One CPU, two instruction sets.**\n\n"
-                             + report.side_by_side(SIDE["noise"] / "native", SIDE["noise"] / "avx2",
-                                                   ("native (AVX-512)", "forced to AVX2")) + "\n\n"
-                             + "**Two CPUs: the figure's runs and the same runs again.**\n\n"
-                             + report.side_by_side(FIG5, SIDE["noise"] / "native",
-                                                   ("the figure's run", "the same run again, natively")) + "\n",
+        + report.side_by_side(SIDE["noise"] / "native", SIDE["noise"] / "avx2", ("native (AVX-512)", "forced to AVX2"))
+        + "\n\n"
+        + "**Two CPUs: the figure's runs and the same runs again.**\n\n"
+        + report.side_by_side(FIG5, SIDE["noise"] / "native", ("the figure's run", "the same run again, natively"))
+        + "\n",
     }
-    parts = [_figure("paired.png", "fig-figure5-paired", "100%", PAIRED_CAPTION, figures),
-             _figure("figure5-own-lr.png", "fig-figure5-own-lr", "80%", OWN_CAPTION, figures)]
+    parts = [
+        _figure("paired.png", "fig-figure5-paired", "100%", PAIRED_CAPTION, figures),
+        _figure("figure5-own-lr.png", "fig-figure5-own-lr", "80%", OWN_CAPTION, figures),
+    ]
     if (figures / "summary.md").exists():
         parts.append("```{include} /book/_generated/figure5/summary.md\n```\n")
     out["figure5.md"] = "\n".join(parts)
     return out
 
 
-FIG5_CAPTION = ("Test accuracy against training images per class, every method at lr 0.01: mean ± standard deviation "
-                "over seeds, each seed a dot; `fm-all-to-all` (an ablation, not in the paper) dashed. Methods are "
-                "nudged apart along the axis so that their seeds stay readable. Drawn from the result files when "
-                "this book was built.")
-OWN_CAPTION = ("The secondary view: each method at the learning rate its validation accuracy chose at N = 10, seed 0 "
-               "(L2T-ww at 0.03 with the `kept` rule, the others at 0.01), so method and learning rate change "
-               "together.")
-PAIRED_CAPTION = ("The equal-lr runs (every method at lr 0.01) seed by seed: a seed's points are joined across "
-                  "methods (same training images); black bars are means. A `-kept` column is one run with the "
-                  "lookahead's other rule.")
-SPLIT_CAPTION = ("L2T-ww's lead over FM one-to-one at one learning rate, split in two, per N: what matching 15 pairs "
-                 "with fixed weights adds (`fm-all-to-all` − FM) and what learning *what* and *where* adds on top "
-                 "(L2T-ww − `fm-all-to-all`). The two add up to the lead. Bars are means over seeds with their 95 % "
-                 "intervals (none with one seed); dots are seeds, paired: the same images for all three methods.")
+FIG5_CAPTION = (
+    "Test accuracy against training images per class, every method at lr 0.01: mean ± standard deviation "
+    "over seeds, each seed a dot; `fm-all-to-all` (an ablation, not in the paper) dashed. Methods are "
+    "nudged apart along the axis so that their seeds stay readable. Drawn from the result files when "
+    "this book was built."
+)
+OWN_CAPTION = (
+    "The secondary view: each method at the learning rate its validation accuracy chose at N = 10, seed 0 "
+    "(L2T-ww at 0.03 with the `kept` rule, the others at 0.01), so method and learning rate change "
+    "together."
+)
+PAIRED_CAPTION = (
+    "The equal-lr runs (every method at lr 0.01) seed by seed: a seed's points are joined across "
+    "methods (same training images); black bars are means. A `-kept` column is one run with the "
+    "lookahead's other rule."
+)
+SPLIT_CAPTION = (
+    "L2T-ww's lead over FM one-to-one at one learning rate, split in two, per N: what matching 15 pairs "
+    "with fixed weights adds (`fm-all-to-all` − FM) and what learning *what* and *where* adds on top "
+    "(L2T-ww − `fm-all-to-all`). The two add up to the lead. Bars are means over seeds with their 95 % "
+    "intervals (none with one seed); dots are seeds, paired: the same images for all three methods."
+)
 
 
-README_BLOCKS = {"fig5-table": "mean_table", "fig5-paired": "paired_table"}   # marker in README.md -> l2t.report
+README_BLOCKS = {"fig5-table": "mean_table", "fig5-paired": "paired_table"}  # marker in README.md -> l2t.report
 
 
 def readme_blocks(text):
@@ -134,17 +151,22 @@ def readme_blocks(text):
     import re
 
     from l2t import report
+
     for name, function in README_BLOCKS.items():
         table = getattr(report, function)(FIG5)
-        text, found = re.subn(rf"(<!-- {name}: generated from results/figure5-quick -->\n).*?(<!-- end {name} -->)",
-                              lambda m: m.group(1) + table + "\n" + m.group(2), text, flags=re.S)
+        text, found = re.subn(
+            rf"(<!-- {name}: generated from results/figure5-quick -->\n).*?(<!-- end {name} -->)",
+            lambda m: m.group(1) + table + "\n" + m.group(2),
+            text,
+            flags=re.S,
+        )
         if found != 1:
             sys.exit(f"README.md: expected one <!-- {name}: ... --> block, found {found}")
     return text
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--readme"]:   # after new results land: the README's tables, from the result files
+    if sys.argv[1:] == ["--readme"]:  # after new results land: the README's tables, from the result files
         (ROOT / "README.md").write_text(readme_blocks((ROOT / "README.md").read_text()))
         sys.exit(0)
     mathjax()

@@ -9,6 +9,7 @@
   sees what the chapter should print once the exercise is solved; relative links are rewritten for the
   deeper folder. Solutions stay in the instructor notebooks.
 """
+
 import argparse
 import copy
 import re
@@ -25,11 +26,13 @@ NOTEBOOKS = ROOT / "notebooks"
 STUDENT = NOTEBOOKS / "student"
 CONFIG = ROOT / "_config.yml"
 COLAB = re.compile(r"^\[Open in Colab\]\(.*\)\n*", re.M)
-LINK = re.compile(r"\]\((?![a-z]+:|#|/)([^)\s]+)\)")   # a relative Markdown link or image target
+LINK = re.compile(r"\]\((?![a-z]+:|#|/)([^)\s]+)\)")  # a relative Markdown link or image target
 BLOCK = re.compile(r"^([ \t]*)# BEGIN SOLUTION\n.*?^[ \t]*# END SOLUTION\n?", re.M | re.S)
-NOTE = ("**Student version.** The exercise cells below are blank: write the code where it says\n"
-        "`...  # your code here`, then run the grading cell after it, which prints PASS or FAIL. Cells after an\n"
-        "exercise may use your solution. Every other output is the one the chapter should show.")
+NOTE = (
+    "**Student version.** The exercise cells below are blank: write the code where it says\n"
+    "`...  # your code here`, then run the grading cell after it, which prints PASS or FAIL. Cells after an\n"
+    "exercise may use your solution. Every other output is the one the chapter should show."
+)
 
 
 def tags(cell):
@@ -64,7 +67,7 @@ def student_version(nb, name):
     nb.cells[0].source = f"{title} (student version)\n{rest}"
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(NOTE, id="student-note"))
     for cell in nb.cells:
-        if cell.cell_type == "markdown":       # one folder deeper: relative links gain a ../
+        if cell.cell_type == "markdown":  # one folder deeper: relative links gain a ../
             cell.source = LINK.sub(r"](../\1)", cell.source)
         if cell.cell_type != "code":
             continue

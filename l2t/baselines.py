@@ -1,4 +1,5 @@
 """Baseline transfer losses: attention transfer (AT) and learning without forgetting (LwF)."""
+
 import torch.nn.functional as F
 
 
@@ -28,4 +29,4 @@ def lwf_loss(old_logits_target, source_logits, temperature=2.0):
     """
     log_p = F.log_softmax(old_logits_target / temperature, dim=1)
     q = F.softmax(source_logits / temperature, dim=1)
-    return F.kl_div(log_p, q, reduction="batchmean") * temperature ** 2
+    return F.kl_div(log_p, q, reduction="batchmean") * temperature**2

@@ -1,4 +1,5 @@
 """Batches of a data part: in-memory uint8 images augmented on tensors (32x32), or a DataLoader (224x224)."""
+
 import torch
 import torch.nn.functional as F
 
@@ -36,7 +37,7 @@ class TensorLoader:
         order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
         order = order.to(self.images.device)
         for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             x = self.images[idx]
             if self.train:
                 x = augment(x, self.generator)
@@ -55,5 +56,11 @@ def loader(part, batch_size, train, generator=None, device="cpu", workers=0):
         return torch.utils.data.DataLoader(part, min(batch_size, 256), num_workers=workers)
     # not persistent: each epoch's workers are seeded anew from the generator, which the trainer seeds from
     # (seed, epoch), so a resumed run's crops and flips are an uninterrupted run's (Trainer._train_epoch)
-    return torch.utils.data.DataLoader(part, batch_size, shuffle=True, generator=generator, num_workers=workers,
-                                       pin_memory=torch.device(device).type == "cuda")
+    return torch.utils.data.DataLoader(
+        part,
+        batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=workers,
+        pin_memory=torch.device(device).type == "cuda",
+    )

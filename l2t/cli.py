@@ -1,4 +1,5 @@
 """Command line: ``l2t train``, ``l2t evaluate``, ``l2t inspect``, ``l2t reproduce`` (also ``python -m l2t``)."""
+
 import argparse
 import json
 import sys
@@ -17,9 +18,13 @@ def _add_config_flags(p):
         flag = "--" + f.name.replace("_", "-")
         text = f"{HELP.get(f.name, f.name)} (default: {f.default})" if f.name != "sources" else None
         if f.name == "sources":
-            p.add_argument("--source", dest="sources", action="append",
-                           help="source network as arch:paper, arch:imagenet or arch:PATH[#sha256] (repeat for "
-                                "multi-source; default: resnet32:paper, the paper's ResNet32-TinyImageNet)")
+            p.add_argument(
+                "--source",
+                dest="sources",
+                action="append",
+                help="source network as arch:paper, arch:imagenet or arch:PATH[#sha256] (repeat for "
+                "multi-source; default: resnet32:paper, the paper's ResNet32-TinyImageNet)",
+            )
         elif f.type is bool or isinstance(f.default, bool):
             p.add_argument(flag, dest=f.name, action="store_true", default=None, help=text)
         else:
@@ -33,7 +38,7 @@ def config_from_args(args):
     values.update({f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None})
     cfg = Config(**values)
     m = method(cfg.method)
-    if args.sources is not None and not m["source"]:   # it would be recorded, never used
+    if args.sources is not None and not m["source"]:  # it would be recorded, never used
         raise ValueError(f"--source applies to methods that use a source network; {cfg.method} uses none")
     return cfg
 
@@ -41,15 +46,20 @@ def config_from_args(args):
 def cmd_train(args):
     """``l2t train``: one training run; prints the result's headline numbers."""
     from .train import Trainer
+
     cfg = config_from_args(args)
     result = Trainer(cfg).fit(resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
-    print(json.dumps({k: result[k] for k in ("best_val_epoch", "best_val_acc", "test_acc", "wall_time_s",
-                                              "collapsed")}, indent=1))
+    print(
+        json.dumps(
+            {k: result[k] for k in ("best_val_epoch", "best_val_acc", "test_acc", "wall_time_s", "collapsed")}, indent=1
+        )
+    )
 
 
 def cmd_evaluate(args):
     """``l2t evaluate RUN``: test accuracy of a run's last and best-validation weights."""
     from .inspect import load_run
+
     trainer = load_run(args.run, args.device)
     out = {"final_test_acc": trainer.accuracy(trainer.data["test"]), "best_val_epoch": trainer.best["epoch"]}
     if trainer.best["state"] is not None:
@@ -60,10 +70,12 @@ def cmd_evaluate(args):
 def cmd_inspect(args):
     """``l2t inspect RUN``: the learned lambda per pair on validation images (Fig. 3(d)), optionally drawn."""
     from .inspect import load_run, transfer_weights
+
     trainer = load_run(args.run, args.device)
     weights = transfer_weights(trainer, trainer.data["val"])
     if args.plot:
         from .plots import transfer_graph
+
         fig = transfer_graph(weights["pairs"], weights["lambda"])
         fig.savefig(args.plot, dpi=150, bbox_inches="tight")
     summary = {"pairs": weights["pairs"], "lambda": [round(v, 4) for v in weights["lambda"]]}
@@ -73,17 +85,44 @@ def cmd_inspect(args):
 def cmd_reproduce(args):
     """``l2t reproduce EXPERIMENT``: a paper experiment's runs, resumable (Fig. 5, Tables 1-2)."""
     from .reproduce import reproduce
-    options = {k: getattr(args, k) for k in ("seeds", "methods", "samples", "out", "device", "dry_run", "max_iters",
-                                             "meta_order", "meta_every", "cuda_graph", "lr_grid", "keep_model", "lr",
-                                             "bn_updates")}
+
+    options = {
+        k: getattr(args, k)
+        for k in (
+            "seeds",
+            "methods",
+            "samples",
+            "out",
+            "device",
+            "dry_run",
+            "max_iters",
+            "meta_order",
+            "meta_every",
+            "cuda_graph",
+            "lr_grid",
+            "keep_model",
+            "lr",
+            "bn_updates",
+        )
+    }
     reproduce(args.experiment, scale=args.scale, column=args.column, unreached=args.lookahead_unreached, **options)
 
 
 def cmd_train_source(args):
     """``l2t train-source``: a source network in the paper's checkpoint format (for Table 2)."""
     from .reproduce import train_source
-    result = train_source(args.arch, args.dataset, args.out, seed=args.seed, device=args.device, epochs=args.epochs,
-                          max_iters=args.max_iters, val_per_class=args.val_per_class, overwrite=args.overwrite)
+
+    result = train_source(
+        args.arch,
+        args.dataset,
+        args.out,
+        seed=args.seed,
+        device=args.device,
+        epochs=args.epochs,
+        max_iters=args.max_iters,
+        val_per_class=args.val_per_class,
+        overwrite=args.overwrite,
+    )
     print(json.dumps({"checkpoint": args.out, "best_val_acc": result["best_val_acc"], "test_acc": result["test_acc"]}))
 
 
@@ -96,7 +135,7 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, NonFiniteLoss, WriteError) as e:
         print(f"l2t {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:   # Ctrl-C: one line saying what is kept, not a traceback
+    except KeyboardInterrupt:  # Ctrl-C: one line saying what is kept, not a traceback
         print(f"l2t {args.command}: interrupted; {_kept(getattr(args, 'out', None))}", file=sys.stderr)
         return 130
     return 0
@@ -107,6 +146,7 @@ def _kept(out):
     ckpt = Path(out or "") / "checkpoint.pt"
     if out and ckpt.is_file():
         from .runfolder import checkpoint_epoch
+
         epoch = checkpoint_epoch(ckpt)
         if epoch is None:
             return f"{ckpt} is unreadable; start again with --overwrite"
@@ -121,8 +161,11 @@ def _parser():
     p = sub.add_parser("train", help="train a target network with one method")
     _add_config_flags(p)
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start over in an --out that holds a run: its files are moved aside, not deleted")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in an --out that holds a run: its files are moved aside, not deleted",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="test accuracy of a run folder (final and best-validation weights)")
@@ -136,16 +179,21 @@ def _parser():
     p.add_argument("--full", action="store_true", help="also print the channel weights")
     p.set_defaults(func=cmd_inspect)
     _reproduce_flags(sub.add_parser("reproduce", help="run an experiment of the paper (resumable), then summarise it"))
-    _train_source_flags(sub.add_parser("train-source", help="train a source network (CIFAR ResNet) in the paper's "
-                                                            "checkpoint format"))
+    _train_source_flags(
+        sub.add_parser("train-source", help="train a source network (CIFAR ResNet) in the paper's checkpoint format")
+    )
     return parser
 
 
 def _reproduce_flags(p):
     """``l2t reproduce``'s flags."""
     p.add_argument("experiment", choices=["figure5", "table1", "table2"])
-    p.add_argument("--scale", choices=["quick", "paper"], default="quick",
-                   help="quick: the CPU-scale protocol; paper: the paper's settings, for a GPU (default: quick)")
+    p.add_argument(
+        "--scale",
+        choices=["quick", "paper"],
+        default="quick",
+        help="quick: the CPU-scale protocol; paper: the paper's settings, for a GPU (default: quick)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the recipe's)")
     p.add_argument("--methods", nargs="+", help="methods by paper name (default: the experiment's)")
     p.add_argument("--samples", type=int, nargs="+", help="figure5: samples per class")
@@ -153,27 +201,52 @@ def _reproduce_flags(p):
     p.add_argument("--out", help="results folder (default: results/<experiment>-<scale>)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--max-iters", type=int, help="stop every run after this many iterations (recipe check)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="list the runs, their configs and which are done or resume from a checkpoint; run nothing")
-    p.add_argument("--meta-order", choices=list(META_ORDERS), default="exact",
-                   help="figure5: L2T runs with the first-order meta-gradient (at the exact method's lr)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the runs, their configs and which are done or resume from a checkpoint; run nothing",
+    )
+    p.add_argument(
+        "--meta-order",
+        choices=list(META_ORDERS),
+        default="exact",
+        help="figure5: L2T runs with the first-order meta-gradient (at the exact method's lr)",
+    )
     p.add_argument("--meta-every", type=int, default=1, help="figure5: L2T runs update phi every k-th iteration")
-    p.add_argument("--lr-grid", action="store_true",
-                   help="figure5 quick: each method at its own lr, chosen on validation (the secondary view; "
-                        "default: every method at lr 0.01)")
-    p.add_argument("--lr", type=float,
-                   help="figure5: every method at this learning rate instead of the scale's (quick: 0.01)")
-    p.add_argument("--lookahead-unreached", choices=list(UNREACHED), default="zero-grad",
-                   help="figure5: L2T runs' lookahead rule for parameters a step's loss does not reach "
-                        "(default zero-grad, the authors'; kept: results suffixed -kept)")
-    p.add_argument("--bn-updates", choices=list(BN_UPDATES), default="once",
-                   help="figure5: L2T runs move BatchNorm statistics once an iteration (default) or twice, as the "
-                        "authors' code (results suffixed -bnauthors)")
-    p.add_argument("--keep-model", action="store_true",
-                   help="figure5: also keep each run's best-validation target network in float16 beside its result "
-                        "(<run>-model.pt, about 18 MB for VGG9; L2T runs always keep phi, <run>-phi.pt)")
-    p.add_argument("--cuda-graph", action="store_true",
-                   help="replay each iteration as CUDA graphs (same computation, fewer launches; GPU only)")
+    p.add_argument(
+        "--lr-grid",
+        action="store_true",
+        help="figure5 quick: each method at its own lr, chosen on validation (the secondary view; "
+        "default: every method at lr 0.01)",
+    )
+    p.add_argument(
+        "--lr", type=float, help="figure5: every method at this learning rate instead of the scale's (quick: 0.01)"
+    )
+    p.add_argument(
+        "--lookahead-unreached",
+        choices=list(UNREACHED),
+        default="zero-grad",
+        help="figure5: L2T runs' lookahead rule for parameters a step's loss does not reach "
+        "(default zero-grad, the authors'; kept: results suffixed -kept)",
+    )
+    p.add_argument(
+        "--bn-updates",
+        choices=list(BN_UPDATES),
+        default="once",
+        help="figure5: L2T runs move BatchNorm statistics once an iteration (default) or twice, as the "
+        "authors' code (results suffixed -bnauthors)",
+    )
+    p.add_argument(
+        "--keep-model",
+        action="store_true",
+        help="figure5: also keep each run's best-validation target network in float16 beside its result "
+        "(<run>-model.pt, about 18 MB for VGG9; L2T runs always keep phi, <run>-phi.pt)",
+    )
+    p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="replay each iteration as CUDA graphs (same computation, fewer launches; GPU only)",
+    )
     p.set_defaults(func=cmd_reproduce)
 
 

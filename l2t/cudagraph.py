@@ -16,6 +16,7 @@ lookahead uses is a device tensor, refilled before every replay. For each batch 
 the next one captures. Parameters, momentum buffers and BatchNorm statistics are updated in place by
 both paths, so eager and replayed iterations mix freely.
 """
+
 import torch
 
 
@@ -28,13 +29,13 @@ class GraphedStep:
 
     def __call__(self, x, y):
         """One iteration of Alg. 1; returns ``(loss, correct, lambda)`` like ``Trainer.step``."""
-        with torch.cuda.device(x.device):   # streams, capture and synchronize on the run's GPU, also on cuda:1
+        with torch.cuda.device(x.device):  # streams, capture and synchronize on the run's GPU, also on cuda:1
             return self._step(x, y)
 
     def _step(self, x, y):
         t, size = self.trainer, len(y)
         done = self.eager_steps.get(size, 0)
-        if done < self.warmup:   # warm-up on a side stream, as capture requires
+        if done < self.warmup:  # warm-up on a side stream, as capture requires
             self.eager_steps[size] = done + 1
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
@@ -49,7 +50,7 @@ class GraphedStep:
         g["y"].copy_(y)
         g["lr"].fill_(t.optimizer.param_groups[0]["lr"])
         g["line4"].replay()
-        for p, grad in g["theta_grads"]:   # another batch size's graph or an eager step may have moved .grad
+        for p, grad in g["theta_grads"]:  # another batch size's graph or an eager step may have moved .grad
             p.grad = grad
         t.optimizer.step()
         if t.meta_now():
@@ -57,19 +58,24 @@ class GraphedStep:
             for p, grad in g["phi_grads"]:
                 p.grad = grad
             t.meta_optimizer.step()
-            if t.cfg.bn_updates == "authors":   # eager: a plain forward, no gradient
+            if t.cfg.bn_updates == "authors":  # eager: a plain forward, no gradient
                 t.authors_bn_update(x)
         t.iteration += 1
-        return tuple(None if v is None else v.clone() for v in g["out"])   # the next replay overwrites them
+        return tuple(None if v is None else v.clone() for v in g["out"])  # the next replay overwrites them
 
     def _capture(self, x, y):
         """Record line 4 and (for L2T methods) lines 5-8 on static inputs; nothing runs until a replay."""
         t = self.trainer
-        g = {"x": x.clone(), "y": y.clone(), "meta": None, "phi_grads": [],
-             "lr": torch.tensor(float(t.optimizer.param_groups[0]["lr"]), device=x.device)}
+        g = {
+            "x": x.clone(),
+            "y": y.clone(),
+            "meta": None,
+            "phi_grads": [],
+            "lr": torch.tensor(float(t.optimizer.param_groups[0]["lr"]), device=x.device),
+        }
         torch.cuda.synchronize()
         g["line4"], (loss, right, lam, *phi_inputs) = self.graph(lambda: t.line4(g["x"], g["y"]))
-        g["out"], g["phi_inputs"] = (loss, right, lam), phi_inputs   # graph 2 reads them: keep them alive
+        g["out"], g["phi_inputs"] = (loss, right, lam), phi_inputs  # graph 2 reads them: keep them alive
         g["theta_grads"] = [(p, p.grad) for group in t.optimizer.param_groups for p in group["params"]]
         if t.meta_optimizer is not None:
             g["meta"], _ = self.graph(lambda: t.meta(g["x"], g["y"], *phi_inputs, lr=g["lr"]))

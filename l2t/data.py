@@ -3,6 +3,7 @@
 32x32 datasets are decoded once into a uint8 tensor and augmented on tensors (pad 4 + random crop 32 +
 horizontal flip, then ImageNet normalisation), on the CPU or on the GPU: no JPEG decoding per epoch.
 """
+
 import hashlib
 import io
 import json
@@ -18,13 +19,19 @@ from torchvision import transforms
 from .files import atomic_save, data_root
 from .models import image_size
 
-MEAN = (0.485, 0.456, 0.406)   # the source network was trained with ImageNet normalisation
+MEAN = (0.485, 0.456, 0.406)  # the source network was trained with ImageNet normalisation
 STD = (0.229, 0.224, 0.225)
 
 # name -> (number of classes, native image size the paper uses)
 DATASETS = {
-    "cifar10": (10, 32), "cifar100": (100, 32), "stl10": (10, 32), "tinyimagenet": (200, 32),
-    "cub200": (200, 224), "dog": (120, 224), "mit67": (67, 224), "stanford40": (40, 224),
+    "cifar10": (10, 32),
+    "cifar100": (100, 32),
+    "stl10": (10, 32),
+    "tinyimagenet": (200, 32),
+    "cub200": (200, 224),
+    "dog": (120, 224),
+    "mit67": (67, 224),
+    "stanford40": (40, 224),
 }
 _TORCHVISION = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "stl10": "STL10"}
 _HOW_TO_GET = {
@@ -72,13 +79,15 @@ def load_dataset(name, train=True, root=None, download=True):
             raise FileNotFoundError(
                 f"{name} is not under {root / name} and could not be downloaded ({type(e).__name__}: {e}). "
                 f"Either run once online (torchvision downloads it there), or place the images as "
-                f"{folder}/<class>/<image> (ImageFolder layout), or set L2T_DATA to a folder that has it.") from None
+                f"{folder}/<class>/<image> (ImageFolder layout), or set L2T_DATA to a folder that has it."
+            ) from None
         if name == "stl10":
             ds.targets = list(ds.labels)
         return ds
     raise FileNotFoundError(
         f"{name} was not found at {folder}. Download it from {_HOW_TO_GET[name]} and arrange it as "
-        f"{root / name}/{{train,test}}/<class>/<image> (ImageFolder layout), or set L2T_DATA.")
+        f"{root / name}/{{train,test}}/<class>/<image> (ImageFolder layout), or set L2T_DATA."
+    )
 
 
 def paper_split(dataset, split, root=None):
@@ -122,8 +131,9 @@ def read_authors_split(path, name=None):
         classes, indices = obj
         return [int(c) for c in classes], [int(i) for i in indices]
     except Exception as e:
-        raise ValueError(f"split file {path} is not one of the authors' (classes, indices) split files "
-                         f"({type(e).__name__}: {e})") from None
+        raise ValueError(
+            f"split file {path} is not one of the authors' (classes, indices) split files ({type(e).__name__}: {e})"
+        ) from None
 
 
 def _download_split(dataset, split, path):
@@ -133,8 +143,10 @@ def _download_split(dataset, split, path):
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(url, str(tmp), progress=False)
     except Exception as e:
-        raise FileNotFoundError(f"split file {path} is missing and {url} could not be fetched "
-                                f"({type(e).__name__}: {e}); set L2T_DATA to a folder with splits/") from None
+        raise FileNotFoundError(
+            f"split file {path} is missing and {url} could not be fetched "
+            f"({type(e).__name__}: {e}); set L2T_DATA to a folder with splits/"
+        ) from None
     try:
         classes, indices = read_authors_split(tmp, f"{dataset}-{split}")
     finally:
@@ -149,9 +161,9 @@ def fingerprint(dataset, sample=64):
     """
     h = hashlib.sha256()
     root = Path(getattr(dataset, "root", ""))
-    if hasattr(dataset, "samples"):   # ImageFolder: the image files themselves
+    if hasattr(dataset, "samples"):  # ImageFolder: the image files themselves
         names = sorted(str(Path(path).relative_to(root)) for path, _ in dataset.samples)
-    else:   # a torchvision dataset: the files it was loaded from
+    else:  # a torchvision dataset: the files it was loaded from
         names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     h.update("\n".join(names).encode())
     h.update(np.asarray(dataset.targets, dtype=np.int64).tobytes())
@@ -193,7 +205,7 @@ def decode_cached(dataset, indices, name, size=32):
     """``decode`` with the result kept in ``$L2T_CACHE`` (default ``~/.cache/l2t/decoded``) for the next run."""
     indices = list(indices)
     root = getattr(dataset, "root", "")
-    key = hashlib.sha256(f"{root}|{size}|bilinear|{indices}".encode()).hexdigest()[:16]   # resize changed: new key
+    key = hashlib.sha256(f"{root}|{size}|bilinear|{indices}".encode()).hexdigest()[:16]  # resize changed: new key
     cache = Path(os.environ.get("L2T_CACHE") or Path.home() / ".cache" / "l2t") / "decoded" / f"{name}-{key}.pt"
     if cache.exists():
         try:
@@ -221,14 +233,21 @@ def normalize(x_uint8):
 
 def train_transform(size):
     """Paper's training augmentation for image files (224x224): RandomResizedCrop + flip, then normalisation."""
-    return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
-                               transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    return transforms.Compose(
+        [
+            transforms.RandomResizedCrop(size),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(MEAN, STD),
+        ]
+    )
 
 
 def eval_transform(size):
     """Paper's evaluation transform for image files (224x224): Resize(256) + CenterCrop(224), normalisation."""
-    return transforms.Compose([transforms.Resize(256), transforms.CenterCrop(size), transforms.ToTensor(),
-                               transforms.Normalize(MEAN, STD)])
+    return transforms.Compose(
+        [transforms.Resize(256), transforms.CenterCrop(size), transforms.ToTensor(), transforms.Normalize(MEAN, STD)]
+    )
 
 
 PAPER_SPLITS = ("cifar100", "stl10", "cub200", "dog")  # datasets with the paper's split files
@@ -244,19 +263,22 @@ def prepare_data(cfg, root=None):
     tensors). 224x224 targets: torchvision datasets with the paper's transforms (``train`` augmented,
     ``train_eval``/``val``/``test`` with Resize(256) + CenterCrop(224)).
     """
-    size = image_size(cfg.target)   # Config has checked every setting
+    size = image_size(cfg.target)  # Config has checked every setting
     train_set = load_dataset(cfg.dataset, train=True, root=root)
     test_set = load_dataset(cfg.dataset, train=False, root=root)
     use_split = cfg.split == "paper" or (cfg.split == "auto" and cfg.dataset in PAPER_SPLITS)
-    if getattr(train_set, "classes", None) != getattr(test_set, "classes", None):   # ImageFolder would re-index
-        raise ValueError(f"{cfg.dataset}: the training and test sets have different classes "
-                         f"({len(getattr(train_set, 'classes', []))} and {len(getattr(test_set, 'classes', []))}); "
-                         f"a class folder is missing or extra")
+    if getattr(train_set, "classes", None) != getattr(test_set, "classes", None):  # ImageFolder would re-index
+        raise ValueError(
+            f"{cfg.dataset}: the training and test sets have different classes "
+            f"({len(getattr(train_set, 'classes', []))} and {len(getattr(test_set, 'classes', []))}); "
+            f"a class folder is missing or extra"
+        )
     if use_split:
         train_idx, val_idx = paper_split(cfg.dataset, "train", root), paper_split(cfg.dataset, "val", root)
         test_idx = paper_split(cfg.dataset, "test", root)
-        _check_split(cfg.dataset, {"train": (train_idx, train_set), "val": (val_idx, train_set),
-                                   "test": (test_idx, test_set)})
+        _check_split(
+            cfg.dataset, {"train": (train_idx, train_set), "val": (val_idx, train_set), "test": (test_idx, test_set)}
+        )
     else:
         val_idx = per_class_subset(train_set.targets, cfg.val_per_class, VAL_SEED)
         test_idx = range(len(test_set))
@@ -265,25 +287,35 @@ def prepare_data(cfg, root=None):
     if cfg.samples_per_class is not None:
         targets = [train_set.targets[i] for i in train_idx]
         train_idx = [train_idx[i] for i in per_class_subset(targets, cfg.samples_per_class, cfg.seed)]
-    copy = {"train": fingerprint(train_set), "test": fingerprint(test_set)}   # which copy of the data
+    copy = {"train": fingerprint(train_set), "test": fingerprint(test_set)}  # which copy of the data
     if size == 32:
-        return {"train": decode(train_set, train_idx), "val": decode(train_set, val_idx),
-                "test": decode_cached(test_set, test_idx, f"{cfg.dataset}-test-{len(test_idx)}"),
-                "fingerprint": copy}
+        return {
+            "train": decode(train_set, train_idx),
+            "val": decode(train_set, val_idx),
+            "test": decode_cached(test_set, test_idx, f"{cfg.dataset}-test-{len(test_idx)}"),
+            "fingerprint": copy,
+        }
     augmented = load_dataset(cfg.dataset, train=True, root=root)
     augmented.transform, train_set.transform = train_transform(size), eval_transform(size)
     test_set.transform = eval_transform(size)
     subset = torch.utils.data.Subset
-    return {"train": subset(augmented, list(train_idx)), "train_eval": subset(train_set, list(train_idx)),
-            "val": subset(train_set, list(val_idx)), "test": subset(test_set, list(test_idx)), "fingerprint": copy}
+    return {
+        "train": subset(augmented, list(train_idx)),
+        "train_eval": subset(train_set, list(train_idx)),
+        "val": subset(train_set, list(val_idx)),
+        "test": subset(test_set, list(test_idx)),
+        "fingerprint": copy,
+    }
 
 
 def _check_split(dataset, parts):
     """The paper's split files hold integer indices in range, and train and val do not overlap."""
     for name, (idx, data) in parts.items():
         if not idx or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(data) for i in idx):
-            raise ValueError(f"splits/{dataset}-{name}.json: its indices must be integers in [0, {len(data)}), "
-                             f"and there must be some")
+            raise ValueError(
+                f"splits/{dataset}-{name}.json: its indices must be integers in [0, {len(data)}), "
+                f"and there must be some"
+            )
     if set(parts["train"][0]) & set(parts["val"][0]):
         raise ValueError(f"splits/{dataset}-train.json and -val.json share images; they must be disjoint")
 
@@ -296,4 +328,3 @@ def labels_of(part):
         targets = part.dataset.targets
         return torch.tensor([targets[i] for i in part.indices])
     return torch.tensor(part.targets)
-

@@ -1,4 +1,5 @@
 """Scoring a target network: predictions in eval mode, accuracy, and a finished run's result."""
+
 import copy
 from dataclasses import asdict
 
@@ -49,17 +50,25 @@ def run_result(trainer, wall_time):
     train_preds, train_loss = trainer.predict(train_part)
     top_share = float(counts.max()) / len(preds)
     return {
-        "config": asdict(trainer.cfg), "pairs": [list(p) for p in trainer.pairs],
-        "best_val_epoch": trainer.best["epoch"], "best_val_acc": trainer.best["val_acc"],
+        "config": asdict(trainer.cfg),
+        "pairs": [list(p) for p in trainer.pairs],
+        "best_val_epoch": trainer.best["epoch"],
+        "best_val_acc": trainer.best["val_acc"],
         "test_acc": percent(preds, test_y),
         "final_train_loss": train_loss,
         "final_train_acc": percent(train_preds, D.labels_of(train_part)),
-        "test_distinct_classes": int((counts > 0).sum()), "test_top_class_share": top_share,
+        "test_distinct_classes": int((counts > 0).sum()),
+        "test_top_class_share": top_share,
         "collapsed": top_share >= 0.5,
-        "iterations": trainer.iteration, "epochs_run": trainer.epoch, "n_train": len(train_preds),
-        "wall_time_s": wall_time, "device": device_name(trainer.device), "versions": versions(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),   # the CPU kernels' instruction set
-        "data_fingerprint": trainer.data.get("fingerprint"),   # which copy of the dataset (l2t.data.fingerprint)
+        "iterations": trainer.iteration,
+        "epochs_run": trainer.epoch,
+        "n_train": len(train_preds),
+        "wall_time_s": wall_time,
+        "device": device_name(trainer.device),
+        "versions": versions(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the CPU kernels' instruction set
+        "data_fingerprint": trainer.data.get("fingerprint"),  # which copy of the dataset (l2t.data.fingerprint)
         "git_commit": (trainer.provenance or {}).get("git_commit", git_commit()),
-        "git_dirty": (trainer.provenance or {}).get("git_dirty"), "started": (trainer.provenance or {}).get("started"),
+        "git_dirty": (trainer.provenance or {}).get("git_dirty"),
+        "started": (trainer.provenance or {}).get("started"),
     }

@@ -1,4 +1,5 @@
 """Where files live and how they are written: the data root, atomic writes, locks."""
+
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +20,10 @@ def data_root():
 def _failed(path, e):
     """The one-line WriteError of a failed write of ``path``."""
     why = (str(e).splitlines() or [repr(e)])[0]
-    return WriteError(f"could not write {path} ({type(e).__name__}: {why}); is the disk full or the folder "
-                      f"read-only? The previous file, if any, is unchanged")
+    return WriteError(
+        f"could not write {path} ({type(e).__name__}: {why}); is the disk full or the folder "
+        f"read-only? The previous file, if any, is unchanged"
+    )
 
 
 def atomic_save(obj, path):
@@ -30,7 +33,7 @@ def atomic_save(obj, path):
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:   # torch reports a full disk as a RuntimeError
+    except (OSError, RuntimeError) as e:  # torch reports a full disk as a RuntimeError
         tmp.unlink(missing_ok=True)
         raise _failed(path, e) from None
 

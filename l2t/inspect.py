@@ -1,4 +1,5 @@
 """Looking inside a trained L2T-ww run: lambda per pair (where) and channel weights (what), paper Fig. 3(d)."""
+
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -22,26 +23,33 @@ def transfer_weights(trainer, part, labels=None, batch_size=500):
         x = x.to(trainer.device)
         feats = [f for src in trainer.sources for f in src(x)[1]]
         what = [w.sum(0) for w in trainer.what(feats)]
-        lam = (torch.stack([l.sum() for l in trainer.where(feats)]) if trainer.where is not None
-               else torch.full((len(trainer.pairs),), float(len(x))))
+        lam = (
+            torch.stack([l.sum() for l in trainer.where(feats)])
+            if trainer.where is not None
+            else torch.full((len(trainer.pairs),), float(len(x)))
+        )
         lam_sum = lam if lam_sum is None else lam_sum + lam
         what_sum = what if what_sum is None else [a + b for a, b in zip(what_sum, what)]
         n += len(x)
-    return {"pairs": [list(p) for p in trainer.pairs], "lambda": (lam_sum / n).tolist(),
-            "what": [(w / n).tolist() for w in what_sum]}
+    return {
+        "pairs": [list(p) for p in trainer.pairs],
+        "lambda": (lam_sum / n).tolist(),
+        "what": [(w / n).tolist() for w in what_sum],
+    }
 
 
 def load_run(run_dir, device="cpu", data=None):
     """A Trainer restored from a run folder (its config.json and checkpoint.pt)."""
     from .train import Trainer
+
     run_dir = Path(run_dir)
     if not (run_dir / "checkpoint.pt").exists():
         raise FileNotFoundError(f"no checkpoint.pt in {run_dir}: is it the --out folder of an `l2t train` run?")
     try:
         cfg = config_from_dict(json.loads((run_dir / "config.json").read_text()))
-    except (OSError, json.JSONDecodeError, TypeError):   # no config.json, or a broken one: the checkpoint's
+    except (OSError, json.JSONDecodeError, TypeError):  # no config.json, or a broken one: the checkpoint's
         cfg = config_from_dict(read_checkpoint(run_dir / "checkpoint.pt")["config"])
-    cfg.device, cfg.cuda_graph = device, False   # graphs are how a run was trained, not what it is
+    cfg.device, cfg.cuda_graph = device, False  # graphs are how a run was trained, not what it is
     trainer = Trainer(cfg, data=data)
     trainer.load(run_dir / "checkpoint.pt")
     return trainer
@@ -56,17 +64,22 @@ def load_trained(stem, device="cpu", data=None, sources=None):
     ``data`` and ``sources`` are handed to the Trainer (by default: the run's own).
     """
     from .train import Trainer
+
     stem = Path(stem)
     phi_path, model_path = stem.with_name(f"{stem.name}-phi.pt"), stem.with_name(f"{stem.name}-model.pt")
     phi, model = _read_artefact(phi_path, "what"), _read_artefact(model_path, "model")
     if phi is None and model is None:
-        raise FileNotFoundError(f"neither {phi_path.name} nor {model_path.name} is in {stem.parent}: "
-                                f"run `l2t reproduce` (with --keep-model for the target) to make them")
-    if phi is not None and model is not None:   # the two files must be one run's, not two runs' side by side
+        raise FileNotFoundError(
+            f"neither {phi_path.name} nor {model_path.name} is in {stem.parent}: "
+            f"run `l2t reproduce` (with --keep-model for the target) to make them"
+        )
+    if phi is not None and model is not None:  # the two files must be one run's, not two runs' side by side
         changed = differences(asdict(config_from_dict(phi["config"])), asdict(config_from_dict(model["config"])))
         if changed:
-            raise ValueError(f"{phi_path.name} and {model_path.name} come from different runs ({changed}, "
-                             f"phi there, model here); copy the pair of one run")
+            raise ValueError(
+                f"{phi_path.name} and {model_path.name} come from different runs ({changed}, "
+                f"phi there, model here); copy the pair of one run"
+            )
     cfg = config_from_dict((model or phi)["config"])
     cfg.device, cfg.cuda_graph = device, False
     trainer = Trainer(cfg, data=data, sources=sources)
@@ -75,8 +88,7 @@ def load_trained(stem, device="cpu", data=None, sources=None):
         if trainer.where is not None:
             trainer.where.load_state_dict(phi["where"])
     if model is not None:
-        trainer.model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                       for k, v in model["model"].items()})
+        trainer.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in model["model"].items()})
     trainer.model.eval()
     return trainer
 
@@ -88,8 +100,9 @@ def _read_artefact(path, key):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} is not a readable l2t artefact ({type(e).__name__}); "
-                         "was it cut off mid-copy?") from None
+        raise ValueError(
+            f"{path} is not a readable l2t artefact ({type(e).__name__}); was it cut off mid-copy?"
+        ) from None
     if not isinstance(state, dict) or not {key, "config"} <= set(state):
         raise ValueError(f"{path} is not an l2t artefact: it lacks {key!r} or 'config'")
     return state

@@ -31,6 +31,7 @@ them once (line 4). Here the authors' code differs: its ``meta_backward`` restor
 matching objective in train mode and keeps the running statistics that forward moved, so there they move
 twice an iteration. ``Trainer.authors_bn_update`` (``--bn-updates authors``) does the same.
 """
+
 from contextlib import contextmanager
 from functools import partial
 
@@ -68,7 +69,7 @@ def lookahead_batch_norm(model):
             del bn.forward
 
 
-UNREACHED = ("zero-grad", "kept")   # what a lookahead step does to a parameter its loss does not reach
+UNREACHED = ("zero-grad", "kept")  # what a lookahead step does to a parameter its loss does not reach
 
 
 def sgd_step(params, grads, bufs, lr, momentum, weight_decay, unreached="zero-grad"):
@@ -85,17 +86,24 @@ def sgd_step(params, grads, bufs, lr, momentum, weight_decay, unreached="zero-gr
         raise ValueError(f"unreached must be one of {', '.join(UNREACHED)}, got {unreached!r}")
     reached = [k for k in params if grads.get(k) is not None]
     zero = [k for k in params if grads.get(k) is None] if unreached == "zero-grad" else []
-    d = dict(zip(reached, _each(torch._foreach_add, [grads[k] for k in reached], [params[k] for k in reached],
-                                alpha=weight_decay) if weight_decay else [grads[k] for k in reached]))
-    d.update(zip(zero, _each(torch._foreach_mul, [params[k] for k in zero], weight_decay)))   # g = 0: wd only
+    d = dict(
+        zip(
+            reached,
+            _each(torch._foreach_add, [grads[k] for k in reached], [params[k] for k in reached], alpha=weight_decay)
+            if weight_decay
+            else [grads[k] for k in reached],
+        )
+    )
+    d.update(zip(zero, _each(torch._foreach_mul, [params[k] for k in zero], weight_decay)))  # g = 0: wd only
     new_bufs = dict(bufs)
     if momentum:
         carried = [k for k in d if bufs.get(k) is not None]
-        d.update(zip(carried, _each(torch._foreach_add, [d[k] for k in carried], [bufs[k] for k in carried],
-                                    alpha=momentum)))
+        d.update(
+            zip(carried, _each(torch._foreach_add, [d[k] for k in carried], [bufs[k] for k in carried], alpha=momentum))
+        )
         new_bufs.update(d)
     keys, steps = list(d), list(d.values())
-    if torch.is_tensor(lr):   # a tensor lr: no host value in a CUDA graph
+    if torch.is_tensor(lr):  # a tensor lr: no host value in a CUDA graph
         moved = _each(torch._foreach_sub, [params[k] for k in keys], _each(torch._foreach_mul, steps, lr))
     else:
         moved = _each(torch._foreach_add, [params[k] for k in keys], steps, alpha=-lr)
@@ -113,12 +121,26 @@ def optimizer_state(optimizer, named):
     bufs = {}
     for name, p in named.items():
         buf = optimizer.state.get(p, {}).get("momentum_buffer")
-        bufs[name] = buf   # a plain tensor: momentum buffers are never part of a graph
+        bufs[name] = buf  # a plain tensor: momentum buffers are never part of a graph
     return group["lr"], group["momentum"], group["weight_decay"], bufs
 
 
-def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, optimizer, beta, T=2,
-                  order="exact", lr=None, unreached="zero-grad", sources=None):
+def meta_gradient(
+    model,
+    regressors,
+    source_features,
+    x,
+    y,
+    what_w,
+    where_l,
+    optimizer,
+    beta,
+    T=2,
+    order="exact",
+    lr=None,
+    unreached="zero-grad",
+    sources=None,
+):
     """grad_phi L_org(theta_{T+1}) (Alg. 1 lines 5-8) and the lookahead's final CE, as ``(loss, theta_{T+1})``.
 
     ``what_w``/``where_l`` are the meta-networks' outputs on this batch (lists per pair, still attached to
@@ -136,13 +158,13 @@ def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, opt
     named_reg = {"r." + k: v for k, v in regressors.named_parameters()}
     group_lr, momentum, wd, bufs = optimizer_state(optimizer, {**named_model, **named_reg})
     lr = group_lr if lr is None else lr
-    theta = {**named_model, **named_reg}   # theta_0: the parameters themselves (grad_phi never reaches them)
+    theta = {**named_model, **named_reg}  # theta_0: the parameters themselves (grad_phi never reaches them)
     model_keys = list(named_model)
     reg_prefix = len("r.")
     # phi does not change within the lookahead: Eq. 3's factors beta/B * lambda * w are computed once
     coefficients = wfm_coefficients(regressors, what_w, where_l, beta, len(x))
 
-    def forward(params):   # batch_norm_train: running statistics are neither read nor moved
+    def forward(params):  # batch_norm_train: running statistics are neither read nor moved
         return functional_call(model, {k: params[k] for k in model_keys}, (x,))
 
     if order not in ("exact", "first"):
@@ -151,22 +173,22 @@ def meta_gradient(model, regressors, source_features, x, y, what_w, where_l, opt
     at = (lambda th: {k: v.detach().requires_grad_() for k, v in th.items()}) if first else (lambda th: th)
 
     with lookahead_batch_norm(model):
-        for _ in range(T):                                                   # line 5: T steps on L_wfm
+        for _ in range(T):  # line 5: T steps on L_wfm
             point = at(theta)
             _, target_features = forward(point)
-            if sources is None:   # the source maps, resized to the target's map sizes once for all T steps
+            if sources is None:  # the source maps, resized to the target's map sizes once for all T steps
                 sources = regressors.stacked_sources(source_features, [f.shape[-2:] for f in target_features])
             reg = {k[reg_prefix:]: v for k, v in point.items() if k.startswith("r.")}
-            loss = (coefficients * regressors.stacked(sources, target_features, reg)).sum()   # Eq. 3
+            loss = (coefficients * regressors.stacked(sources, target_features, reg)).sum()  # Eq. 3
             keys = list(theta)
             grads = torch.autograd.grad(loss, [point[k] for k in keys], create_graph=True, allow_unused=True)
             theta, bufs = sgd_step(theta, dict(zip(keys, grads)), bufs, lr, momentum, wd, unreached)
 
         point = at(theta)
-        logits, _ = forward(point)                                           # line 6: one step on L_org
+        logits, _ = forward(point)  # line 6: one step on L_org
         loss = F.cross_entropy(logits, y)
         grads = torch.autograd.grad(loss, [point[k] for k in model_keys], create_graph=not first)
         theta, _ = sgd_step(theta, dict(zip(model_keys, grads)), bufs, lr, momentum, wd, unreached)
 
-        logits, _ = forward(theta)                                           # line 8: L_org(theta_{T+1})
+        logits, _ = forward(theta)  # line 8: L_org(theta_{T+1})
     return F.cross_entropy(logits, y), theta

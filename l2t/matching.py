@@ -13,6 +13,7 @@ numbers in a stacked form with fewer operations: ``Regressors.stacked`` runs the
 one convolution (source maps resized once per batch by ``stacked_sources``), and ``wfm_coefficients``
 turns w, lambda and beta into one factor per column, so that L_wfm = sum(coefficients * errors).
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,10 +28,11 @@ class Regressors(nn.Module):
         self.convs = nn.ModuleList(nn.Conv2d(target_channels[n], source_channels[m], 1) for m, n in self.pairs)
         # the stacked form: pairs that read the same target map n run as one convolution
         self.groups = pairs_by(self.pairs, side=1)
-        self.order = [k for ks in self.groups.values() for k in ks]   # the pair of each block of columns
+        self.order = [k for ks in self.groups.values() for k in ks]  # the pair of each block of columns
         channels = [source_channels[self.pairs[k][0]] for k in self.order]
-        self.register_buffer("column_pair", torch.tensor([i for i, c in enumerate(channels) for _ in range(c)]),
-                             persistent=False)   # column -> its pair's position in order
+        self.register_buffer(
+            "column_pair", torch.tensor([i for i, c in enumerate(channels) for _ in range(c)]), persistent=False
+        )  # column -> its pair's position in order
         self.register_buffer("uniform", torch.cat([torch.full((c,), 1 / c) for c in channels]), persistent=False)
 
     def forward(self, source_features, target_features):
@@ -43,8 +45,10 @@ class Regressors(nn.Module):
 
     def stacked_sources(self, source_features, target_sizes):
         """Per target map n, its pairs' S^m resized to n's size and stacked on channels (once per batch)."""
-        return {n: torch.cat([resized(source_features[self.pairs[k][0]], target_sizes[n]) for k in ks], 1)
-                for n, ks in self.groups.items()}
+        return {
+            n: torch.cat([resized(source_features[self.pairs[k][0]], target_sizes[n]) for k in ks], 1)
+            for n, ks in self.groups.items()
+        }
 
     def stacked(self, sources, target_features, params=None):
         """Every pair's errors of ``forward`` as one [B, sum C_m] tensor, columns in ``order``'s pairs.

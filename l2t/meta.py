@@ -7,6 +7,7 @@ Both read the average-pooled source map S^m(x) (paper, Section 3.1):
 Pairs that share a source map read the same input, so their networks run as one matrix product
 (``by_source``); the numbers are those of one Linear per pair.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,12 +1,12 @@
 """Candidate layer pairs (m, n): source feature map m -> target feature map n (paper, Section 3, Fig. 3 a-c)."""
 
-NAMES = ("single", "one-to-one", "all-to-all")   # the ready-made pair sets of every (source, target) below
+NAMES = ("single", "one-to-one", "all-to-all")  # the ready-made pair sets of every (source, target) below
 
 # (source, target) -> configuration name -> pairs. Source indices count the source's candidate maps
 # (ResNet32: 15 block outputs, stage ends 4, 9, 14); target indices count the target's (VGG9: 5 pre-pool maps).
 CONFIGS = {
     ("resnet32", "vgg9"): {
-        "single": [(14, 2)],                      # last source map -> the target map of the same size (8x8)
+        "single": [(14, 2)],  # last source map -> the target map of the same size (8x8)
         "one-to-one": [(4, 0), (9, 1), (14, 2)],  # each source stage end -> the target map of the same size
         "all-to-all": [(m, n) for m in (4, 9, 14) for n in range(5)],  # 15 pairs, as in the paper's code
     },
@@ -34,8 +34,10 @@ def parse_pairs(spec, source=None, target=None, num_source=None, num_target=None
     """
     if isinstance(spec, str) and spec in NAMES:
         if (source, target) not in CONFIGS:
-            raise ValueError(f"no ready-made {spec!r} pairs for source {source!r} -> target {target!r}; "
-                             f"known: {sorted(CONFIGS)}; give pairs explicitly as 'm-n,m-n'")
+            raise ValueError(
+                f"no ready-made {spec!r} pairs for source {source!r} -> target {target!r}; "
+                f"known: {sorted(CONFIGS)}; give pairs explicitly as 'm-n,m-n'"
+            )
         pairs = list(CONFIGS[(source, target)][spec])
     elif isinstance(spec, str):
         try:
@@ -54,9 +56,13 @@ def parse_pairs(spec, source=None, target=None, num_source=None, num_target=None
         raise ValueError(f"pairs {', '.join(duplicated)} are given more than once; each pair (m, n) is matched once")
     for m, n in pairs:
         if num_source is not None and not 0 <= m < num_source:
-            raise ValueError(f"source index {m} in pair {m}-{n} is out of range: the source has "
-                             f"{num_source} candidate feature maps (0..{num_source - 1})")
+            raise ValueError(
+                f"source index {m} in pair {m}-{n} is out of range: the source has "
+                f"{num_source} candidate feature maps (0..{num_source - 1})"
+            )
         if num_target is not None and not 0 <= n < num_target:
-            raise ValueError(f"target index {n} in pair {m}-{n} is out of range: the target has "
-                             f"{num_target} candidate feature maps (0..{num_target - 1})")
+            raise ValueError(
+                f"target index {n} in pair {m}-{n} is out of range: the target has "
+                f"{num_target} candidate feature maps (0..{num_target - 1})"
+            )
     return [tuple(p) for p in pairs]

@@ -12,19 +12,20 @@
   validation accuracy at N = 10, seed 0, written to ``lr_choice.json``;
 * seeds 0, 1, 2 at N = 10 and 25, seeds 0, 1 at N = 50 and 100; small N first, cheap methods first.
 """
+
 from dataclasses import replace
 
 from .config import Config, config_from_dict
 
 FIG5_METHODS = ["scratch", "lwf", "at", "fm-one-to-one", "l2t-ww"]
 
-FIG5_DRAWN = [*FIG5_METHODS, "fm-all-to-all"]   # the figure: the paper's lines, and the ablation (dashed)
+FIG5_DRAWN = [*FIG5_METHODS, "fm-all-to-all"]  # the figure: the paper's lines, and the ablation (dashed)
 
 LR_GRID = [0.1, 0.03, 0.01]
 
-QUICK_LR = 0.01   # the CPU-scale figure's one learning rate for every method: where all of them train
+QUICK_LR = 0.01  # the CPU-scale figure's one learning rate for every method: where all of them train
 
-LR_N = 10   # the lr grid runs at N = 10 per class, seed 0, whichever N a process is asked for
+LR_N = 10  # the lr grid runs at N = 10 per class, seed 0, whichever N a process is asked for
 
 
 def figure5_base(scale):
@@ -43,6 +44,15 @@ def figure5_seeds(n):
 def figure5_planned(config, scale="quick"):
     """The config ``figure5`` plans for a stored run's method, N, seed, lr and meta-gradient options."""
     c = config_from_dict(config)
-    return replace(figure5_base(scale), method=c.method, samples_per_class=c.samples_per_class, seed=c.seed,
-                   lr=c.lr, meta_order=c.meta_order, meta_every=c.meta_every, max_iters=c.max_iters,
-                   lookahead_unreached=c.lookahead_unreached, bn_updates=c.bn_updates)
+    return replace(
+        figure5_base(scale),
+        method=c.method,
+        samples_per_class=c.samples_per_class,
+        seed=c.seed,
+        lr=c.lr,
+        meta_order=c.meta_order,
+        meta_every=c.meta_every,
+        max_iters=c.max_iters,
+        lookahead_unreached=c.lookahead_unreached,
+        bn_updates=c.bn_updates,
+    )

@@ -4,6 +4,7 @@ Each table reads ``results/<folder>/*.json`` through ``results.load_results``, s
 its whole config is the recipe's. A pair of runs is compared seed by seed (same images, same initialisation);
 a pair whose two runs ran on different hardware (a GPU and a CPU, or two CPU instruction sets) is marked.
 """
+
 import statistics
 from pathlib import Path
 
@@ -25,9 +26,15 @@ def hardware(r):
 def runs(folder, method, n, lr, name=None):
     """seed -> result of ``method`` (``name``: with its variant suffix, default none) at N images per class, lr."""
     name = method if name is None else name
-    return {r["config"]["seed"]: r for r in _results(folder) if r["config"]["method"] == method and
-            r["config"]["samples_per_class"] == n and r["config"]["lr"] == lr and
-            not r["config"].get("max_iters") and method + variant(r["config"]) == name}
+    return {
+        r["config"]["seed"]: r
+        for r in _results(folder)
+        if r["config"]["method"] == method
+        and r["config"]["samples_per_class"] == n
+        and r["config"]["lr"] == lr
+        and not r["config"].get("max_iters")
+        and method + variant(r["config"]) == name
+    }
 
 
 def _results(folder):
@@ -52,7 +59,7 @@ def paired(a, b, key="test_acc"):
     if not seeds:
         return None
     d = [a[s][key] - b[s][key] for s in seeds]
-    mixed = [s for s in seeds if hardware(a[s]) != hardware(b[s])]   # a seed's two runs on different hardware
+    mixed = [s for s in seeds if hardware(a[s]) != hardware(b[s])]  # a seed's two runs on different hardware
     return {"seeds": seeds, "differences": d, "mixed": mixed, **paired_interval(d)}
 
 
@@ -61,7 +68,7 @@ def _cell(p):
     if p is None:
         return "—"
     ci = "" if p["low"] is None else f" [{p['low']:+.2f}, {p['high']:+.2f}]"
-    flag = " ‡" if p["mixed"] else ""   # the page explains the mark
+    flag = " ‡" if p["mixed"] else ""  # the page explains the mark
     return f"{p['mean']:+.2f}{ci} ({len(p['seeds'])} seed{'s' * (len(p['seeds']) > 1)}){flag}"
 
 
@@ -90,8 +97,10 @@ def seeds_table(folder, lr=0.01, methods=FIG5_DRAWN, ns=(10, 25)):
         table = {m: runs(folder, m, n, lr) for m in methods}
         seeds = sorted({s for rs in table.values() for s in rs})
         lines += [f"| N = {n} | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---" * (len(seeds) + 1) + "|"]
-        lines += [f"| {label(m)} | " + " | ".join(f"{rs[s]['test_acc']:.2f}" if s in rs else "—" for s in seeds) + " |"
-                  for m, rs in table.items()] + [""]
+        lines += [
+            f"| {label(m)} | " + " | ".join(f"{rs[s]['test_acc']:.2f}" if s in rs else "—" for s in seeds) + " |"
+            for m, rs in table.items()
+        ] + [""]
     return "\n".join(lines).strip()
 
 
@@ -142,15 +151,19 @@ def best_lr(folder, method, n, lrs=(0.01, 0.03)):
 
 def best_lr_table(folder, lrs=(0.01, 0.03), ns=(10, 25)):
     """Each of L2T-ww and fm-all-to-all at its best lr per N (chosen on validation), and the paired difference."""
-    lines = ["| N | L2T-ww's lr | fm-all-to-all's lr | L2T-ww minus fm-all-to-all, each at its lr |",
-             "|---|---|---|---|"]
+    lines = [
+        "| N | L2T-ww's lr | fm-all-to-all's lr | L2T-ww minus fm-all-to-all, each at its lr |",
+        "|---|---|---|---|",
+    ]
     for n in ns:
         ww, fm = best_lr(folder, "l2t-ww", n, lrs), best_lr(folder, "fm-all-to-all", n, lrs)
         if ww is None or fm is None:
             lines.append(f"| {n} | {ww or '—'} | {fm or '—'} | — (a learning rate not yet run on the same seeds) |")
             continue
-        lines.append(f"| {n} | {ww:g} | {fm:g} | "
-                     f"{_cell(paired(runs(folder, 'l2t-ww', n, ww), runs(folder, 'fm-all-to-all', n, fm)))} |")
+        lines.append(
+            f"| {n} | {ww:g} | {fm:g} | "
+            f"{_cell(paired(runs(folder, 'l2t-ww', n, ww), runs(folder, 'fm-all-to-all', n, fm)))} |"
+        )
     return "\n".join(lines)
 
 
@@ -158,8 +171,11 @@ def versus_table(a, b, names):
     """Per common seed, two ways of making the same run (seed -> result each): both accuracies, the difference
     (second minus first) and where each ran."""
     lines = [f"| seed | {names[0]} | {names[1]} | difference | hardware |", "|---|---|---|---|---|"]
-    lines += [f"| {s} | {a[s]['test_acc']:.2f} | {b[s]['test_acc']:.2f} | {b[s]['test_acc'] - a[s]['test_acc']:+.2f} "
-              f"| {hardware(a[s])} / {hardware(b[s])} |" for s in sorted(set(a) & set(b))]
+    lines += [
+        f"| {s} | {a[s]['test_acc']:.2f} | {b[s]['test_acc']:.2f} | {b[s]['test_acc'] - a[s]['test_acc']:+.2f} "
+        f"| {hardware(a[s])} / {hardware(b[s])} |"
+        for s in sorted(set(a) & set(b))
+    ]
     return "\n".join(lines) if len(lines) > 2 else "*Not yet run.*"
 
 

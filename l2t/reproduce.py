@@ -4,6 +4,7 @@ Every run is a ``Config``; finished runs (their JSON exists) are skipped, so a r
 and continued. ``figure5 --scale quick`` is the CPU-scale protocol of the book's results page
 (``l2t.protocol``); ``table1`` and ``table2`` are the paper's tables.
 """
+
 import inspect
 import json
 import os
@@ -21,11 +22,34 @@ from .runfolder import checkpoint_epoch
 from .summary import summarize_figure5
 from .train import Trainer
 
-__all__ = ["reproduce", "figure5", "table1", "table2", "train_source", "ensure_source", "run_once", "run_id",
-           "figure5_base", "figure5_planned", "summarize_figure5", "FIG5_METHODS", "LR_GRID", "QUICK_LR"]
+__all__ = [
+    "reproduce",
+    "figure5",
+    "table1",
+    "table2",
+    "train_source",
+    "ensure_source",
+    "run_once",
+    "run_id",
+    "figure5_base",
+    "figure5_planned",
+    "summarize_figure5",
+    "FIG5_METHODS",
+    "LR_GRID",
+    "QUICK_LR",
+]
 
-TABLE1_METHODS = ["scratch", "lwf", "at", "lwf+at", "fm-single", "fm-one-to-one", "l2t-w-single",
-                  "l2t-w-one-to-one", "l2t-ww"]
+TABLE1_METHODS = [
+    "scratch",
+    "lwf",
+    "at",
+    "lwf+at",
+    "fm-single",
+    "fm-one-to-one",
+    "l2t-w-single",
+    "l2t-w-one-to-one",
+    "l2t-ww",
+]
 
 
 # Table 2: the second source of each row, made by `l2t train-source` when missing
@@ -48,8 +72,8 @@ def run_once(cfg, results, runs, device, cuda_graph=False, keep_model=False):
         return _existing(path, cfg)
     out = Path(runs) / run_id(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with lock(f"{out}.lock"):   # parallel processes (one per N) plan some runs alike: one trains, the other waits
-        if path.exists():   # ... and then finds it done (its wait may have made the lock file anew: remove it)
+    with lock(f"{out}.lock"):  # parallel processes (one per N) plan some runs alike: one trains, the other waits
+        if path.exists():  # ... and then finds it done (its wait may have made the lock file anew: remove it)
             Path(f"{out}.lock").unlink(missing_ok=True)
             return _existing(path, cfg)
         cfg = replace(cfg, out=str(out), device=device, cuda_graph=cuda_graph)
@@ -74,9 +98,25 @@ def _existing(path, cfg):
     return r
 
 
-def figure5(scale, *, seeds=None, methods=None, samples=None, out=None, device="auto", dry_run=False,
-            max_iters=None, meta_order="exact", meta_every=1, cuda_graph=False, lr_grid=False,
-            unreached="zero-grad", keep_model=False, lr=None, bn_updates="once"):
+def figure5(
+    scale,
+    *,
+    seeds=None,
+    methods=None,
+    samples=None,
+    out=None,
+    device="auto",
+    dry_run=False,
+    max_iters=None,
+    meta_order="exact",
+    meta_every=1,
+    cuda_graph=False,
+    lr_grid=False,
+    unreached="zero-grad",
+    keep_model=False,
+    lr=None,
+    bn_updates="once",
+):
     """Figure 5: accuracy vs samples per class, one line per method (resumable).
 
     Every method runs at one learning rate: ``lr``, or the scale's (quick: ``QUICK_LR``; paper: the paper's 0.1).
@@ -90,33 +130,45 @@ def figure5(scale, *, seeds=None, methods=None, samples=None, out=None, device="
     runs = Path("runs") / results.name
     samples = samples or [10, 25, 50, 100]
     _check_figure5(results, lr, lr_grid, samples)
-    base = replace(figure5_base(scale), max_iters=max_iters, meta_order=meta_order, meta_every=meta_every,
-                   lookahead_unreached=unreached, bn_updates=bn_updates)
+    base = replace(
+        figure5_base(scale),
+        max_iters=max_iters,
+        meta_order=meta_order,
+        meta_every=meta_every,
+        lookahead_unreached=unreached,
+        bn_updates=bn_updates,
+    )
     base = replace(base, lr=lr) if lr is not None else base
     methods = methods or FIG5_METHODS
     plan, chosen = [], {}
     recorded = {m: c["chosen_lr"] for m, c in read_lr_choice(results).items()}
     rule = "-kept" if unreached == "kept" else ""
-    if lr_grid and variant(replace(base, lookahead_unreached="zero-grad")):   # compare the options at the same lr
+    if lr_grid and variant(replace(base, lookahead_unreached="zero-grad")):  # compare the options at the same lr
         chosen = {m: recorded[m + rule] for m in methods if m + rule in recorded}
     small, large = [n for n in sorted(samples) if n <= 25], [n for n in sorted(samples) if n > 25]
     # pass 1: per method (cheap first), its lr choice and the small-N runs; pass 2: the large-N runs
     for m, ns in [(m, small) for m in methods] + [(m, large) for m in methods]:
-        if lr_grid and scale == "quick" and m not in chosen:   # choose the lr first, by validation accuracy only
+        if lr_grid and scale == "quick" and m not in chosen:  # choose the lr first, by validation accuracy only
             grid, chosen[m] = _lr_grid(replace(base, method=m), results, runs, device, cuda_graph, dry_run, recorded)
             plan += [("lr-grid", c) for c in grid]
         for n in ns:
-            for seed in (seeds or figure5_seeds(n)):
+            for seed in seeds or figure5_seeds(n):
                 cfg = _options_for(replace(base, method=m, samples_per_class=n, seed=seed, lr=chosen.get(m) or base.lr))
                 plan.append(("run", cfg))
                 if not dry_run:
                     run_once(cfg, results, runs, device, cuda_graph, keep_model)
-                    if lr is None:   # the figure's own protocol: the partial summary is always current
+                    if lr is None:  # the figure's own protocol: the partial summary is always current
                         summarize_figure5(results, verbose=False, lr=base.lr, scale=scale)
     if dry_run:
         open_lr = {m for m in methods if lr_grid and scale == "quick" and chosen.get(m) is None}
-        _print_plan([(kind, cfg, "  (lr: the grid's choice)" if kind == "run" and cfg.method in open_lr else "")
-                     for kind, cfg in plan], results, runs)
+        _print_plan(
+            [
+                (kind, cfg, "  (lr: the grid's choice)" if kind == "run" and cfg.method in open_lr else "")
+                for kind, cfg in plan
+            ],
+            results,
+            runs,
+        )
         return plan
     # a side run at another lr is summarised apart, so that the figure's own summary is never replaced
     summarize_figure5(results, lr=base.lr, out=None if lr is None else results / f"summary-lr{lr:g}", scale=scale)
@@ -128,9 +180,15 @@ def _check_figure5(results, lr, lr_grid, samples):
     if results.exists() and not results.is_dir():
         raise ValueError(f"--out {results} is a file; give the folder for the results")
     if lr is not None and (lr_grid or not 0 < lr <= 10):
-        raise ValueError(f"--lr {lr:g}: " + ("--lr-grid chooses each method's lr itself; give one of them" if lr_grid
-                                            else "a learning rate must be > 0 and at most 10"))
-    if any(n < 1 for n in samples):   # before hours of lr-grid training
+        raise ValueError(
+            f"--lr {lr:g}: "
+            + (
+                "--lr-grid chooses each method's lr itself; give one of them"
+                if lr_grid
+                else "a learning rate must be > 0 and at most 10"
+            )
+        )
+    if any(n < 1 for n in samples):  # before hours of lr-grid training
         raise ValueError(f"--samples must be >= 1 images per class, got {' '.join(map(str, samples))}")
 
 
@@ -140,12 +198,12 @@ def _lr_grid(base, results, runs, device, cuda_graph, dry_run, recorded):
     A dry run runs nothing and shows the lr a finished grid chose (``recorded``), else None.
     """
     grid = [_options_for(replace(base, samples_per_class=LR_N, seed=0, lr=lr)) for lr in LR_GRID]
-    key = base.method + variant(grid[0])   # a method without meta-networks runs (and records) its exact grid
+    key = base.method + variant(grid[0])  # a method without meta-networks runs (and records) its exact grid
     if dry_run:
         return grid, recorded.get(key)
     scores = {c.lr: run_once(c, results, runs, device, cuda_graph)["best_val_acc"] for c in grid}
     chosen = max(LR_GRID, key=lambda lr: (scores[lr], lr))
-    if not base.max_iters:   # a recipe check's grid must not replace the real choice
+    if not base.max_iters:  # a recipe check's grid must not replace the real choice
         record_lr_choice(results, key, scores, chosen, LR_N)
     return grid, chosen
 
@@ -157,7 +215,7 @@ def run_state(cfg, results, runs):
         why = result_problem(path, cfg)
         return f"bad result file: {why}" if why else "done"
     ckpt = Path(runs) / run_id(cfg) / "checkpoint.pt"
-    if ckpt.exists():   # mmap: only the small header is read, not the weights
+    if ckpt.exists():  # mmap: only the small header is read, not the weights
         epoch = checkpoint_epoch(ckpt)
         if epoch is None:
             return "unreadable checkpoint (truncated?): move it away to start over"
@@ -171,7 +229,7 @@ def time_left(metrics, epoch, epochs):
     if not metrics.exists():
         return None
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    at = {r["epoch"]: r["elapsed_s"] for r in rows if "elapsed_s" in r and r["epoch"] < epoch}   # last row wins
+    at = {r["epoch"]: r["elapsed_s"] for r in rows if "elapsed_s" in r and r["epoch"] < epoch}  # last row wins
     steps = sorted(at[e] - at[e - 1] for e in at if e - 1 in at)
     if not steps:
         return None
@@ -181,21 +239,26 @@ def time_left(metrics, epoch, epochs):
 
 def _print_plan(plan, results, runs):
     """A dry run's listing: each run's kind, name and state, then how many are done and how many remain."""
-    states = {}   # by name: the grid's run at the chosen lr is also the seed-0 run
+    states = {}  # by name: the grid's run at the chosen lr is also the seed-0 run
     for kind, cfg, extra in plan:
         name = run_id(cfg)
         states[name] = run_state(cfg, results, runs)
         print(f"{kind:8s} {states[name]:37s} {name}{extra}")
     states = list(states.values())
     done, resumes = states.count("done"), sum(s.startswith("resumes") for s in states)
-    print(f"{len(states)} runs in {results}: {done} done, {resumes} resume from a checkpoint, "
-          f"{len(states) - done - resumes} to do")
+    print(
+        f"{len(states)} runs in {results}: {done} done, {resumes} resume from a checkpoint, "
+        f"{len(states) - done - resumes} to do"
+    )
 
 
 def _options_for(cfg):
     """Methods without meta-networks ignore the meta-gradient options (their runs are the exact ones)."""
-    return cfg if method(cfg.method)["what"] else replace(cfg, meta_order="exact", meta_every=1,
-                                                           lookahead_unreached="zero-grad")
+    return (
+        cfg
+        if method(cfg.method)["what"]
+        else replace(cfg, meta_order="exact", meta_every=1, lookahead_unreached="zero-grad")
+    )
 
 
 # Table 1's columns: 32x32 (ResNet32-TinyImageNet -> VGG9, batch 128) and 224x224 (ResNet34-ImageNet ->
@@ -206,15 +269,23 @@ TABLE1_COLUMNS = {
     "stl10": dict(dataset="stl10", split="paper", target="vgg9", sources=["resnet32:paper"]),
     "cub200": dict(dataset="cub200", split="paper", target="resnet18", sources=["resnet34:imagenet"], batch_size=64),
     "dog": dict(dataset="dog", split="paper", target="resnet18", sources=["resnet34:imagenet"], batch_size=64),
-    "mit67": dict(dataset="mit67", split="auto", val_per_class=10, target="resnet18", sources=["resnet34:imagenet"],
-                  batch_size=64),
-    "stanford40": dict(dataset="stanford40", split="auto", val_per_class=10, target="resnet18",
-                       sources=["resnet34:imagenet"], batch_size=64),
+    "mit67": dict(
+        dataset="mit67", split="auto", val_per_class=10, target="resnet18", sources=["resnet34:imagenet"], batch_size=64
+    ),
+    "stanford40": dict(
+        dataset="stanford40",
+        split="auto",
+        val_per_class=10,
+        target="resnet18",
+        sources=["resnet34:imagenet"],
+        batch_size=64,
+    ),
 }
 
 
-def table1(scale, column, *, seeds=None, methods=None, out=None, device="auto", dry_run=False, max_iters=None,
-           cuda_graph=False):
+def table1(
+    scale, column, *, seeds=None, methods=None, out=None, device="auto", dry_run=False, max_iters=None, cuda_graph=False
+):
     """Table 1: one column, the paper's split, 200 epochs, the paper's optimisers, three seeds."""
     if column not in TABLE1_COLUMNS:
         raise ValueError(f"table1 --column must be one of {', '.join(TABLE1_COLUMNS)}, got {column!r}")
@@ -228,13 +299,14 @@ def table1(scale, column, *, seeds=None, methods=None, out=None, device="auto", 
 def table2(scale, *, seeds=None, out=None, device="auto", dry_run=False, max_iters=None, cuda_graph=False):
     """Table 2: multi-source L2T-ww on STL-10 (the paper's source plus a second one)."""
     from .data import data_root
+
     base = Config(method="l2t-ww", dataset="stl10", split="paper", target="vgg9", max_iters=max_iters)
     if scale == "quick":
         base = replace(base, samples_per_class=10, epochs=20, eval_every=5)
     plan = []
     for name, spec in TABLE2_SOURCES.items():
         spec = spec.format(root=data_root())
-        if scale == "quick":   # its 2-epoch source must never sit where the paper-scale run looks for one
+        if scale == "quick":  # its 2-epoch source must never sit where the paper-scale run looks for one
             spec = spec.replace(".pth.tar", "-quick.pth.tar")
         plan += [replace(base, sources=["resnet32:paper", spec], seed=s) for s in (seeds or [0, 1, 2])]
         if not dry_run:
@@ -252,8 +324,9 @@ def ensure_source(spec, scale, device):
     train_source(arch, dataset, path, seed=seed, device=device, epochs=200 if scale == "paper" else 2)
 
 
-def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_iters=None, val_per_class=50,
-                 overwrite=False):
+def train_source(
+    arch, dataset, path, seed=0, device="auto", epochs=200, max_iters=None, val_per_class=50, overwrite=False
+):
     """Train a source network (scratch on the full dataset) and save it as the paper's checkpoints are saved.
 
     An existing file at ``path`` (the paper's own checkpoint, say) is never written over: it is refused before
@@ -263,21 +336,40 @@ def train_source(arch, dataset, path, seed=0, device="auto", epochs=200, max_ite
     if path.is_dir() or not path.name:
         raise ValueError(f"--out {path} is a folder; give the checkpoint file to write, e.g. {path}/source.pth.tar")
     if path.exists() and not overwrite:
-        raise ValueError(f"--out {path} exists and l2t never writes over a checkpoint; choose another --out, or "
-                         f"--overwrite to move the old file aside")
+        raise ValueError(
+            f"--out {path} exists and l2t never writes over a checkpoint; choose another --out, or "
+            f"--overwrite to move the old file aside"
+        )
     parent = next(q for q in [path.parent, *path.parent.parents] if q.exists())
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise ValueError(f"--out {path}: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}")
-    cfg = Config(method="scratch", dataset=dataset, target=arch, seed=seed, device=device, epochs=epochs,
-                 out=str(Path("runs") / "sources" / Path(path).stem), max_iters=max_iters, val_per_class=val_per_class)
+    cfg = Config(
+        method="scratch",
+        dataset=dataset,
+        target=arch,
+        seed=seed,
+        device=device,
+        epochs=epochs,
+        out=str(Path("runs") / "sources" / Path(path).stem),
+        max_iters=max_iters,
+        val_per_class=val_per_class,
+    )
     trainer = Trainer(cfg)
     result = trainer.fit(resume=True)
     state = trainer.best["state"] or trainer.model.state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():   # --overwrite: the old file is kept beside the new one
+    if path.exists():  # --overwrite: the old file is kept beside the new one
         os.replace(path, path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
-    atomic_save({"epoch": result["best_val_epoch"], "best": result["best_val_acc"], "test_prec": result["test_acc"],
-                  "state_dict": state, "num_classes": trainer.model.fc.out_features}, path)
+    atomic_save(
+        {
+            "epoch": result["best_val_epoch"],
+            "best": result["best_val_acc"],
+            "test_prec": result["test_acc"],
+            "state_dict": state,
+            "num_classes": trainer.model.fc.out_features,
+        },
+        path,
+    )
     return result
 
 
@@ -293,8 +385,11 @@ def _run_plan(plan, results, device, dry_run, cuda_graph=False):
     return plan
 
 
-FIGURE5_ONLY = {k: p.default for k, p in inspect.signature(figure5).parameters.items()
-                if k not in inspect.signature(table1).parameters}   # figure5's own options, at their defaults
+FIGURE5_ONLY = {
+    k: p.default
+    for k, p in inspect.signature(figure5).parameters.items()
+    if k not in inspect.signature(table1).parameters
+}  # figure5's own options, at their defaults
 
 
 def reproduce(experiment, scale="quick", column=None, **options):
@@ -305,8 +400,10 @@ def reproduce(experiment, scale="quick", column=None, **options):
         raise ValueError(f"unknown experiment {experiment!r}; choose figure5, table1 or table2")
     given = [k for k, default in FIGURE5_ONLY.items() if options.pop(k, default) != default]
     if given:
-        raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in given)}: options for figure5 only "
-                         f"(the paper's tables use Algorithm 1 exactly)")
+        raise ValueError(
+            f"{', '.join('--' + k.replace('_', '-') for k in given)}: options for figure5 only "
+            f"(the paper's tables use Algorithm 1 exactly)"
+        )
     if experiment == "table1":
         return table1(scale, column or "stl10", **options)
     methods = options.pop("methods", None)

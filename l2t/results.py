@@ -3,6 +3,7 @@
 One JSON per finished run, named by its method, N, seed, lr and options; a file counts only if it is a
 readable result whose name is its own config's and, given a planned config, whose settings are that plan's.
 """
+
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +17,7 @@ def run_id(cfg):
     """A run's file name: method, data size, seed and learning rate."""
     size = f"n{cfg.samples_per_class}" if cfg.samples_per_class is not None else cfg.dataset
     extra = "".join("+" + _source_name(s) for s in cfg.sources[1:])
-    short = f"-it{cfg.max_iters}" if cfg.max_iters else ""   # recipe checks never pass for real runs
+    short = f"-it{cfg.max_iters}" if cfg.max_iters else ""  # recipe checks never pass for real runs
     return f"{cfg.method}{extra}-{size}-s{cfg.seed}-lr{cfg.lr:g}{variant(cfg)}{short}"
 
 
@@ -34,8 +35,12 @@ def variant(cfg):
     meta = method(cfg["method"])["what"]
     kept = meta and cfg.get("lookahead_unreached", "kept") == "kept"
     bn = meta and cfg.get("bn_updates", "once") == "authors"
-    return ("" if order == "exact" else f"-{order}") + ("" if every == 1 else f"-every{every}") + \
-        ("-kept" if kept else "") + ("-bnauthors" if bn else "")
+    return (
+        ("" if order == "exact" else f"-{order}")
+        + ("" if every == 1 else f"-every{every}")
+        + ("-kept" if kept else "")
+        + ("-bnauthors" if bn else "")
+    )
 
 
 def _source_name(spec):
@@ -43,7 +48,7 @@ def _source_name(spec):
     return arch if path in ("", "paper") else Path(path).name.split(".")[0]
 
 
-SUMMARY_FILES = ("lr_choice.json", "summary.json", "summary-own-lr.json", "paired.json")   # not run results
+SUMMARY_FILES = ("lr_choice.json", "summary.json", "summary-own-lr.json", "paired.json")  # not run results
 
 
 def result_problem(path, cfg=None):
@@ -58,10 +63,13 @@ def _read_result(path, cfg=None):
         r = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return None, f"not readable JSON ({type(e).__name__})"
-    if (not isinstance(r, dict) or not isinstance(r.get("config"), dict)
-            or not isinstance(r.get("test_acc"), (int, float))):
+    if (
+        not isinstance(r, dict)
+        or not isinstance(r.get("config"), dict)
+        or not isinstance(r.get("test_acc"), (int, float))
+    ):
         return None, "not a run result (no config or test_acc)"
-    if isinstance(r["test_acc"], bool) or not 0 <= r["test_acc"] <= 100:   # NaN fails the comparison too
+    if isinstance(r["test_acc"], bool) or not 0 <= r["test_acc"] <= 100:  # NaN fails the comparison too
         return None, f"its test_acc {r['test_acc']!r} is not a percentage in [0, 100]"
     try:
         own = run_id(config_from_dict(r["config"]))
@@ -71,9 +79,11 @@ def _read_result(path, cfg=None):
         return None, f"its config's run is {own}.json: a copy or a renamed file"
     if cfg is not None:
         planned = asdict(cfg)
-        stored = {**asdict(config_from_dict({k: v for k, v in r["config"].items() if k in planned})),
-                  **{k: v for k, v in r["config"].items() if k in planned}}
-        if not method(cfg.method)["what"]:   # the meta-gradient's settings do not touch a run without one
+        stored = {
+            **asdict(config_from_dict({k: v for k, v in r["config"].items() if k in planned})),
+            **{k: v for k, v in r["config"].items() if k in planned},
+        }
+        if not method(cfg.method)["what"]:  # the meta-gradient's settings do not touch a run without one
             for k in ("lookahead_unreached", "meta_order", "meta_every", "bn_updates"):
                 stored[k] = planned[k]
         changed = differences(stored, planned)
@@ -127,12 +137,15 @@ def chosen_lr(choice, config):
 def record_lr_choice(results, method, scores, choice, n):
     """Keep the lr the grid chose for ``method`` in lr_choice.json, with every lr's best validation accuracy."""
     path = Path(results) / "lr_choice.json"
-    entry = {"chosen_lr": choice, "best_val_acc_by_lr": {f"{k:g}": v for k, v in scores.items()},
-             "chosen_at": f"N={n} per class, seed 0, by best validation accuracy"}
+    entry = {
+        "chosen_lr": choice,
+        "best_val_acc_by_lr": {f"{k:g}": v for k, v in scores.items()},
+        "chosen_at": f"N={n} per class, seed 0, by best validation accuracy",
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    with lock(f"{path}.lock"):   # parallel processes (one per N) must not lose each other's choices
+    with lock(f"{path}.lock"):  # parallel processes (one per N) must not lose each other's choices
         table = read_lr_choice(results)
-        if table.get(method) == entry:   # a resumed or a parallel process: nothing to write
+        if table.get(method) == entry:  # a resumed or a parallel process: nothing to write
             return
         table[method] = entry
         atomic_write_text(path, json.dumps(table, indent=1))

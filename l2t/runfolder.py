@@ -3,6 +3,7 @@
 A run folder holds ``config.json``, ``metrics.jsonl`` (one JSON row per epoch), ``checkpoint.pt`` (atomic) and,
 once finished, ``result.json``. Nothing here trains; ``l2t.train.Trainer`` calls these around its loop.
 """
+
 import json
 import os
 import platform
@@ -27,9 +28,8 @@ def check_writable(out):
         out.mkdir(parents=True, exist_ok=True)
         (out / ".write-check").touch()
         (out / ".write-check").unlink()
-    except OSError as e:   # a parent that is a file, a read-only folder: before any work, in one line
-        raise ValueError(f"--out {out} cannot hold the run's files ({e.strerror or e}); "
-                         "choose another --out") from None
+    except OSError as e:  # a parent that is a file, a read-only folder: before any work, in one line
+        raise ValueError(f"--out {out} cannot hold the run's files ({e.strerror or e}); choose another --out") from None
 
 
 def prepare_out(out, config, resume, overwrite):
@@ -49,34 +49,45 @@ def prepare_out(out, config, resume, overwrite):
             os.replace(p, aside / p.name)
         print(f"l2t: moved the old run's files in {out} aside to {aside}", file=sys.stderr)
         return False
-    saved = read_config(out)   # after the overwrite branch: it may read a whole checkpoint
-    if not RUN_KEYS <= saved.keys():   # no l2t run config in config.json or checkpoint.pt: not l2t's files
-        raise ValueError(f"--out {out} holds {', '.join(p.name for p in old)} that no l2t run of this kind wrote "
-                         f"(no run config there); choose another --out, or --overwrite to move them aside")
+    saved = read_config(out)  # after the overwrite branch: it may read a whole checkpoint
+    if not RUN_KEYS <= saved.keys():  # no l2t run config in config.json or checkpoint.pt: not l2t's files
+        raise ValueError(
+            f"--out {out} holds {', '.join(p.name for p in old)} that no l2t run of this kind wrote "
+            f"(no run config there); choose another --out, or --overwrite to move them aside"
+        )
     changed = differences(saved, config)
     if changed:
-        raise ValueError(f"--out {out} holds another run ({changed}); choose another --out, or pass "
-                         f"--overwrite to move its files aside")
+        raise ValueError(
+            f"--out {out} holds another run ({changed}); choose another --out, or pass "
+            f"--overwrite to move its files aside"
+        )
     if resume and ckpt.exists():
         return True
-    if resume and (out / "result.json").exists():   # finished, its checkpoint gone: never redo it silently
-        raise ValueError(f"--out {out} holds this run's finished result.json but no checkpoint to resume from; "
-                         f"use it as it is, or --overwrite to train again (the old files are moved aside)")
-    if resume:   # this run's files, but no checkpoint to continue from: start again, and say so
+    if resume and (out / "result.json").exists():  # finished, its checkpoint gone: never redo it silently
+        raise ValueError(
+            f"--out {out} holds this run's finished result.json but no checkpoint to resume from; "
+            f"use it as it is, or --overwrite to train again (the old files are moved aside)"
+        )
+    if resume:  # this run's files, but no checkpoint to continue from: start again, and say so
         print(f"l2t: {out} has no checkpoint yet; starting this run from the beginning", file=sys.stderr)
         return False
     state = "a checkpoint" if ckpt.exists() else "files"
-    raise ValueError(f"--out {out} already holds {state} of this run; add --resume to continue it, or "
-                     f"--overwrite to start over (the old files are moved aside)")
+    raise ValueError(
+        f"--out {out} already holds {state} of this run; add --resume to continue it, or "
+        f"--overwrite to start over (the old files are moved aside)"
+    )
 
 
 def keep_metrics(path, epoch, resume):
     """Rewrite ``metrics.jsonl`` with the rows before ``epoch`` (the checkpoint's); rows past it are redone."""
     lines = path.read_text().splitlines() if (resume and path.exists()) else []
     garbled = [i + 1 for i, l in enumerate(lines) if epoch_of(l) == float("inf") and i < epoch]
-    if garbled:   # a cut-off last row is normal after a kill; a bad row before it is not: say which
-        print(f"l2t: {path} row(s) {', '.join(map(str, garbled))} unreadable, dropped; the epochs "
-              f"they held keep no metrics row", file=sys.stderr)
+    if garbled:  # a cut-off last row is normal after a kill; a bad row before it is not: say which
+        print(
+            f"l2t: {path} row(s) {', '.join(map(str, garbled))} unreadable, dropped; the epochs "
+            f"they held keep no metrics row",
+            file=sys.stderr,
+        )
     path.write_text("".join(l + "\n" for l in lines if epoch_of(l) < epoch))
 
 
@@ -87,7 +98,6 @@ def epoch_of(line):
     except (json.JSONDecodeError, KeyError, TypeError):
         return float("inf")
     return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else float("inf")
-
 
 
 def checkpoint_epoch(path):
@@ -101,18 +111,24 @@ def checkpoint_epoch(path):
 def read_checkpoint(path, device="cpu"):
     """A run's ``checkpoint.pt`` as a dict, or one clear ValueError naming the file (truncated, foreign, not one)."""
     if Path(path).is_file() and Path(path).stat().st_size == 0:
-        raise ValueError(f"{path} is empty (0 bytes): a save was cut off. Start the run again with --overwrite "
-                         f"(the file is moved aside)")
+        raise ValueError(
+            f"{path} is empty (0 bytes): a save was cut off. Start the run again with --overwrite "
+            f"(the file is moved aside)"
+        )
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} is not a readable l2t checkpoint "
-                         f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}); "
-                         f"it may be truncated by a kill during a save. Start the run again with --overwrite "
-                         f"(the file is moved aside)") from None
+        raise ValueError(
+            f"{path} is not a readable l2t checkpoint "
+            f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}); "
+            f"it may be truncated by a kill during a save. Start the run again with --overwrite "
+            f"(the file is moved aside)"
+        ) from None
     if not isinstance(state, dict) or not {"epoch", "model", "config"} <= set(state):
-        raise ValueError(f"{path} is not an l2t run checkpoint (no epoch/model/config); it may be a source "
-                         f"network's checkpoint: pass that with --source arch:PATH")
+        raise ValueError(
+            f"{path} is not an l2t run checkpoint (no epoch/model/config); it may be a source "
+            f"network's checkpoint: pass that with --source arch:PATH"
+        )
     return state
 
 
@@ -128,15 +144,20 @@ def read_config(out):
         return {}
 
 
-
 STATE_PARTS = ("model", "regressors", "lwf_head", "what", "where", "optimizer", "meta_optimizer", "scheduler")
 
 
 def save_checkpoint(trainer, path):
     """Write ``trainer``'s whole state to ``path`` atomically (to a temporary file, then rename)."""
-    state = {"epoch": trainer.epoch, "iteration": trainer.iteration, "best": trainer.best, "elapsed_s": trainer.elapsed,
-             "generator": trainer.generator.get_state(), "config": asdict(trainer.cfg),
-             "provenance": json.dumps(trainer.provenance)}
+    state = {
+        "epoch": trainer.epoch,
+        "iteration": trainer.iteration,
+        "best": trainer.best,
+        "elapsed_s": trainer.elapsed,
+        "generator": trainer.generator.get_state(),
+        "config": asdict(trainer.cfg),
+        "provenance": json.dumps(trainer.provenance),
+    }
     for name in STATE_PARTS:
         obj = getattr(trainer, name)
         state[name] = None if obj is None else obj.state_dict()
@@ -148,19 +169,21 @@ def load_checkpoint(trainer, path):
     state = read_checkpoint(path, trainer.device)
     saved, now = state.get("config") or {}, asdict(trainer.cfg)
     changed = differences(saved, now)
-    if changed:   # e.g. another --epochs would keep the old cosine schedule
-        raise ValueError(f"{path} is a checkpoint of another run: {changed}. Resume with the same "
-                         f"settings, or start over with another --out")
+    if changed:  # e.g. another --epochs would keep the old cosine schedule
+        raise ValueError(
+            f"{path} is a checkpoint of another run: {changed}. Resume with the same "
+            f"settings, or start over with another --out"
+        )
     for name in STATE_PARTS:
         obj = getattr(trainer, name)
-        if obj is not None and name.endswith("optimizer"):   # checkpoints from before fused optimizers
+        if obj is not None and name.endswith("optimizer"):  # checkpoints from before fused optimizers
             for group in state[name]["param_groups"]:
                 group.update(fused=True, foreach=None)
         if obj is not None:
             obj.load_state_dict(state[name])
     trainer.generator.set_state(state["generator"].cpu())
     trainer.epoch, trainer.iteration, trainer.best = state["epoch"], state["iteration"], state["best"]
-    trainer.elapsed = state.get("elapsed_s", 0.0)   # checkpoints before this field: time starts again
+    trainer.elapsed = state.get("elapsed_s", 0.0)  # checkpoints before this field: time starts again
     trainer.provenance = json.loads(state["provenance"]) if state.get("provenance") else None
 
 
@@ -181,15 +204,25 @@ def versions():
     import torchvision
 
     from . import __version__
-    return {"l2t": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version()}
+
+    return {
+        "l2t": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def git_dirty():
     """Whether the checkout has uncommitted changes to tracked files (None outside a checkout)."""
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
         return bool(out.stdout.strip()) if out.returncode == 0 else None
     except Exception:
         return None
@@ -198,7 +231,11 @@ def git_dirty():
 def git_commit():
     """The current git commit of the checkout, or None outside one."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+            ).stdout.strip()
+            or None
+        )
     except Exception:
         return None

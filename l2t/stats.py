@@ -1,4 +1,5 @@
 """Statistics that fit two or three seeds: paired differences with a t-interval (the CPU-scale Figure 5)."""
+
 import statistics
 
 
@@ -8,6 +9,7 @@ def paired_interval(differences, level=0.95):
     One difference has no spread: ``low``, ``high`` and ``sd`` are then None.
     """
     from scipy import stats
+
     k = len(differences)
     if k == 0:
         raise ValueError("paired_interval needs at least one difference")
@@ -15,5 +17,5 @@ def paired_interval(differences, level=0.95):
     if k == 1:
         return {"mean": mean, "low": None, "high": None, "sd": None}
     sd = statistics.stdev(differences)
-    half = stats.t.ppf(0.5 + level / 2, k - 1) * sd / k ** 0.5
+    half = stats.t.ppf(0.5 + level / 2, k - 1) * sd / k**0.5
     return {"mean": mean, "low": mean - half, "high": mean + half, "sd": sd}

@@ -6,6 +6,7 @@ meta-networks with the exact meta-gradient of ``l2t.lookahead`` (lines 5-8). Run
 metrics file (JSON lines), atomic checkpoints (``--resume`` continues a killed run exactly) and a
 final ``result.json``.
 """
+
 import copy
 import json
 import time
@@ -69,10 +70,11 @@ class Trainer:
             raise ValueError(f"--pairs applies to methods that match layer pairs; {cfg.method} matches none")
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True   # fixed input sizes: let cuDNN pick its fastest kernels
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
         self.data = data if data is not None else D.prepare_data(cfg)
-        self.num_classes = (int(D.labels_of(self.data["train"]).max()) + 1 if data is not None
-                            else D.num_classes(cfg.dataset))
+        self.num_classes = (
+            int(D.labels_of(self.data["train"]).max()) + 1 if data is not None else D.num_classes(cfg.dataset)
+        )
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.target, self.num_classes).to(self.device)
         self.sources, self.source_archs = [], []
@@ -84,18 +86,18 @@ class Trainer:
         self.pairs = self._pairs() if self.m["pairs"] or cfg.pairs else []
         self._optimizers()
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.train_loader = loader(self.data["train"], cfg.batch_size, True, self.generator, self.device,
-                                   cfg.workers)
+        self.train_loader = loader(self.data["train"], cfg.batch_size, True, self.generator, self.device, cfg.workers)
         self.epoch, self.iteration = 0, 0
-        self.elapsed = 0.0   # seconds of training so far, across resumes
+        self.elapsed = 0.0  # seconds of training so far, across resumes
         self.graphed = None
         if cfg.cuda_graph:
             if self.device.type != "cuda":
                 raise ValueError(f"--cuda-graph needs a CUDA device; this run's device is {self.device}")
             from .cudagraph import GraphedStep
+
             self.graphed = GraphedStep(self)
         self.best = {"epoch": -1, "val_acc": -1.0, "state": None}
-        self.provenance = None   # git commit, dirty flag and start time of the run (set by fit, kept by checkpoints)
+        self.provenance = None  # git commit, dirty flag and start time of the run (set by fit, kept by checkpoints)
 
     def _optimizers(self):
         """theta's extra parts (regressors r_theta, LwF head) and SGD over theta; phi (what, where) and its Adam."""
@@ -110,8 +112,9 @@ class Trainer:
         if self.m["lwf"]:
             self.lwf_head = nn.Linear(tgt_ch[-1], self.sources[0].fc.out_features).to(self.device)
             params += list(self.lwf_head.parameters())
-        self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                         fused=True)   # one call per update over all tensors, not one per tensor
+        self.optimizer = torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True
+        )  # one call per update over all tensors, not one per tensor
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs)
         if self.m["what"]:
             self.what = What(self.pairs, src_ch).to(self.device)
@@ -119,14 +122,13 @@ class Trainer:
             if self.m["where"]:
                 self.where = Where(self.pairs, src_ch).to(self.device)
                 meta += list(self.where.parameters())
-            self.meta_optimizer = torch.optim.Adam(meta, lr=cfg.meta_lr, weight_decay=cfg.meta_weight_decay,
-                                                   fused=True)
+            self.meta_optimizer = torch.optim.Adam(meta, lr=cfg.meta_lr, weight_decay=cfg.meta_weight_decay, fused=True)
 
     def _pairs(self):
         """This run's pairs; with several sources, source indices count their maps one after another."""
         cfg, spec = self.cfg, self.cfg.pairs or self.m["pairs"]
         num_target = len(self.model.feature_channels)
-        named = spec in NAMES   # a ready-made name: per source, like the default
+        named = spec in NAMES  # a ready-made name: per source, like the default
         if (cfg.pairs and not named) or len(self.sources) == 1:
             num_source = sum(len(s.feature_channels) for s in self.sources)
             return parse_pairs(spec, self.source_archs[0], cfg.target, num_source, num_target)
@@ -140,7 +142,7 @@ class Trainer:
     def step(self, x, y):
         """Alg. 1 for one batch: an SGD step on L_total (line 4), then the meta-update of phi (lines 5-8)."""
         if self.graphed is not None:
-            return self.graphed(x, y)   # the same computation, replayed as CUDA graphs (--cuda-graph)
+            return self.graphed(x, y)  # the same computation, replayed as CUDA graphs (--cuda-graph)
         return self.eager_step(x, y)
 
     def eager_step(self, x, y):
@@ -167,13 +169,12 @@ class Trainer:
         """
         cfg, m = self.cfg, self.m
         s_logits, s_feats = None, []
-        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16,
-                             cache_enabled=not cfg.cuda_graph)
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16, cache_enabled=not cfg.cuda_graph)
         if self.sources:
             with torch.no_grad(), amp:  # the source runs once per batch; every step below reuses its features
                 for src in self.sources:
                     logits, feats = src(x)
-                    if cfg.bf16:   # everything downstream (what/where, the lookahead) reads float32
+                    if cfg.bf16:  # everything downstream (what/where, the lookahead) reads float32
                         logits, feats = logits.float(), [f.float() for f in feats]
                     s_logits = logits if s_logits is None else s_logits
                     s_feats += feats
@@ -186,9 +187,8 @@ class Trainer:
             if m["fm"]:
                 sources = self.regressors.stacked_sources(s_feats, [f.shape[-2:] for f in t_feats])
                 detached = lambda ws: None if ws is None else [w.detach() for w in ws]
-                coefficients = wfm_coefficients(self.regressors, detached(what_w), detached(where_l), cfg.beta,
-                                                len(x))
-                loss = loss + (coefficients * self.regressors.stacked(sources, t_feats)).sum()   # Eq. 3
+                coefficients = wfm_coefficients(self.regressors, detached(what_w), detached(where_l), cfg.beta, len(x))
+                loss = loss + (coefficients * self.regressors.stacked(sources, t_feats)).sum()  # Eq. 3
             if m["at"]:
                 loss = loss + at_loss(s_feats, t_feats, self.pairs, cfg.at_beta)
             if m["lwf"]:
@@ -201,10 +201,23 @@ class Trainer:
     def meta(self, x, y, s_feats, what_w, where_l, sources=None, lr=None):
         """Alg. 1 lines 5-8 up to grad_phi, which it puts on phi's ``.grad`` (the caller steps Adam)."""
         phi = [p for g in self.meta_optimizer.param_groups for p in g["params"]]
-        with no_tf32():   # TF32 convolutions (cuDNN's default) swamp the meta-gradient with rounding noise
-            outer, _ = meta_gradient(self.model, self.regressors, s_feats, x, y, what_w, where_l,
-                                     self.optimizer, self.cfg.beta, self.cfg.T, self.cfg.meta_order, lr=lr,
-                                     unreached=self.cfg.lookahead_unreached, sources=sources)
+        with no_tf32():  # TF32 convolutions (cuDNN's default) swamp the meta-gradient with rounding noise
+            outer, _ = meta_gradient(
+                self.model,
+                self.regressors,
+                s_feats,
+                x,
+                y,
+                what_w,
+                where_l,
+                self.optimizer,
+                self.cfg.beta,
+                self.cfg.T,
+                self.cfg.meta_order,
+                lr=lr,
+                unreached=self.cfg.lookahead_unreached,
+                sources=sources,
+            )
             grads = torch.autograd.grad(outer, phi, allow_unused=True)
         for p, g in zip(phi, grads):
             p.grad = g
@@ -232,7 +245,7 @@ class Trainer:
         with lock(out / ".lock", busy=busy):
             if prepare_out(out, asdict(self.cfg), resume, overwrite):
                 self.load(out / "checkpoint.pt")
-            self.provenance = self.provenance or provenance()   # recorded when the run starts, kept by resumes
+            self.provenance = self.provenance or provenance()  # recorded when the run starts, kept by resumes
             keep_metrics(out / "metrics.jsonl", self.epoch, resume)
             (out / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
             return self._fit(out, progress)
@@ -240,12 +253,17 @@ class Trainer:
     def _fit(self, out, progress):
         cfg = self.cfg
         ckpt, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
-        start = time.time() - self.elapsed   # a resumed run keeps counting from its checkpoint
+        start = time.time() - self.elapsed  # a resumed run keeps counting from its checkpoint
         saved = time.time()
         per_epoch = len(self.train_loader)
         total = cfg.epochs * per_epoch if cfg.max_iters is None else min(cfg.max_iters, cfg.epochs * per_epoch)
-        bar = tqdm(total=total, initial=min(self.iteration, total), disable=not progress,
-                   desc=f"{cfg.method} seed {cfg.seed}", unit="it")
+        bar = tqdm(
+            total=total,
+            initial=min(self.iteration, total),
+            disable=not progress,
+            desc=f"{cfg.method} seed {cfg.seed}",
+            unit="it",
+        )
         while self.epoch < cfg.epochs and self.iteration < total:
             row = self._train_epoch(bar, total)
             self.scheduler.step()
@@ -256,12 +274,16 @@ class Trainer:
                 if cfg.eval_test:
                     row["test_acc"] = self.accuracy(self.data["test"])
                 if row["val_acc"] > self.best["val_acc"]:
-                    self.best = {"epoch": row["epoch"], "val_acc": row["val_acc"],
-                                 "state": copy.deepcopy(self.model.state_dict())}
+                    self.best = {
+                        "epoch": row["epoch"],
+                        "val_acc": row["val_acc"],
+                        "state": copy.deepcopy(self.model.state_dict()),
+                    }
             self.elapsed = time.time() - start
-            row["elapsed_s"] = round(self.elapsed, 2)   # wall time of this run's training so far
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.1f}",
-                            val=f"{self.best['val_acc']:.1f}")
+            row["elapsed_s"] = round(self.elapsed, 2)  # wall time of this run's training so far
+            bar.set_postfix(
+                loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.1f}", val=f"{self.best['val_acc']:.1f}"
+            )
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             if self.epoch % cfg.ckpt_every == 0 or last or time.time() - saved > CKPT_SECONDS:
@@ -269,16 +291,16 @@ class Trainer:
                 saved = time.time()
         bar.close()
         result = run_result(self, time.time() - start)
-        result["curves"] = [json.loads(l) for l in metrics_path.read_text().splitlines()]   # one row per epoch
+        result["curves"] = [json.loads(l) for l in metrics_path.read_text().splitlines()]  # one row per epoch
         atomic_write_text(out / "result.json", json.dumps(result, indent=1))
         return result
 
     def _train_epoch(self, bar, total):
         self.model.train()
-        if isinstance(self.train_loader, torch.utils.data.DataLoader):   # 224x224: image files, torch's RNG
-            seed = self.cfg.seed * 100_003 + self.epoch   # each epoch's order and crops from (seed, epoch) alone,
-            self.generator.manual_seed(seed)               # so a resumed run draws what an uninterrupted one does
-            torch.manual_seed(seed)                        # (the transforms' RNG when there are no workers)
+        if isinstance(self.train_loader, torch.utils.data.DataLoader):  # 224x224: image files, torch's RNG
+            seed = self.cfg.seed * 100_003 + self.epoch  # each epoch's order and crops from (seed, epoch) alone,
+            self.generator.manual_seed(seed)  # so a resumed run draws what an uninterrupted one does
+            torch.manual_seed(seed)  # (the transforms' RNG when there are no workers)
         losses, correct, seen, lams = [], 0, 0, []
         for x, y in self.train_loader:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -294,17 +316,25 @@ class Trainer:
         finite = torch.isfinite(losses)
         if not bool(finite.all()):
             bad = int((~finite).nonzero()[0])
-            raise NonFiniteLoss(f"{self.cfg.method}: the training loss became {float(losses[bad])} at epoch "
-                                f"{self.epoch}, step {bad}; {self._kept()}. "
-                                f"Try a smaller learning rate (--lr) or beta.")
+            raise NonFiniteLoss(
+                f"{self.cfg.method}: the training loss became {float(losses[bad])} at epoch "
+                f"{self.epoch}, step {bad}; {self._kept()}. "
+                f"Try a smaller learning rate (--lr) or beta."
+            )
         state = [v for v in self.model.state_dict().values() if v.is_floating_point()]
         if not bool(torch.stack([torch.isfinite(v).all() for v in state]).all()):
-            raise NonFiniteLoss(f"{self.cfg.method}: the weights or BatchNorm statistics became non-finite "
-                                f"at epoch {self.epoch}, step "
-                                f"{len(losses) - 1} (the loss was still finite); {self._kept()}. "
-                                f"Try a smaller learning rate (--lr) or beta.")
-        row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
-               "train_loss": float(losses.mean()), "train_acc": round(100.0 * int(correct) / seen, 4)}
+            raise NonFiniteLoss(
+                f"{self.cfg.method}: the weights or BatchNorm statistics became non-finite "
+                f"at epoch {self.epoch}, step "
+                f"{len(losses) - 1} (the loss was still finite); {self._kept()}. "
+                f"Try a smaller learning rate (--lr) or beta."
+            )
+        row = {
+            "epoch": self.epoch,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": float(losses.mean()),
+            "train_acc": round(100.0 * int(correct) / seen, 4),
+        }
         if lams:
             row["lambda"] = [round(v, 6) for v in torch.stack(lams).mean(0).tolist()]
         return row
@@ -340,16 +370,27 @@ class Trainer:
         """Write the meta-networks phi (what/where, Sec. 3.1) with their pairs: a trained run's ~0.1 MB artefact."""
         if self.what is None:
             raise ValueError(f"{self.cfg.method} has no meta-networks to save")
-        state = {"pairs": [list(p) for p in self.pairs], "what": self.what.state_dict(),
-                 "where": None if self.where is None else self.where.state_dict(), "config": asdict(self.cfg)}
+        state = {
+            "pairs": [list(p) for p in self.pairs],
+            "what": self.what.state_dict(),
+            "where": None if self.where is None else self.where.state_dict(),
+            "config": asdict(self.cfg),
+        }
         atomic_save(state, path)
 
     def save_model(self, path):
         """Write the best-validation target network (the one the test accuracy scores) in float16."""
         state = self.best["state"] if self.best["state"] is not None else self.model.state_dict()
-        atomic_save({"model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-                      "target": self.cfg.target, "num_classes": self.num_classes,
-                      "best_val_epoch": self.best["epoch"], "config": asdict(self.cfg)}, path)
+        atomic_save(
+            {
+                "model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+                "target": self.cfg.target,
+                "num_classes": self.num_classes,
+                "best_val_epoch": self.best["epoch"],
+                "config": asdict(self.cfg),
+            },
+            path,
+        )
 
     def load(self, path):
         """Restore everything ``save`` wrote; training then continues exactly where it stopped."""
@@ -359,5 +400,6 @@ class Trainer:
 def no_tf32():
     """cuDNN with its TF32 convolutions off (no effect on the CPU), other cuDNN settings as they are."""
     cudnn = torch.backends.cudnn
-    return cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
-                       allow_tf32=False)
+    return cudnn.flags(
+        enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=False
+    )

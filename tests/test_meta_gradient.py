@@ -1,4 +1,5 @@
 """The meta-gradient of Algorithm 1 (lines 5-8) is exact: finite differences and an independent unroll."""
+
 import copy
 
 import pytest
@@ -57,6 +58,7 @@ def test_meta_gradient_matches_central_finite_differences(T, unreached):
 def independent_unroll(target, regressors, what, where, opt, x, y, sf, T, unreached="zero-grad"):
     """Algorithm 1 lines 5-8 written out plainly with explicit tensors, for comparison."""
     from torch.func import functional_call
+
     names_t = [n for n, _ in target.named_parameters()]
     names_r = [n for n, _ in regressors.named_parameters()]
     params = [p.detach().clone().requires_grad_() for p in opt.param_groups[0]["params"]]
@@ -66,14 +68,15 @@ def independent_unroll(target, regressors, what, where, opt, x, y, sf, T, unreac
     w, lam = what(sf), where(sf)
 
     def run(ps):
-        return functional_call(target, ({**dict(zip(names_t, ps[:nt])), **{k: v.clone() for k, v in buffers.items()}}),
-                               (x,))
+        return functional_call(
+            target, ({**dict(zip(names_t, ps[:nt])), **{k: v.clone() for k, v in buffers.items()}}), (x,)
+        )
 
     for _ in range(T):
         _, tf = run(params)
         errs = functional_call(regressors, dict(zip(names_r, params[nt:])), (sf, tf))
         gs = torch.autograd.grad(wfm_loss(errs, w, lam, BETA), params, create_graph=True, allow_unused=True)
-        if unreached == "zero-grad":   # the classifier, unreached by L_wfm, steps with g = 0
+        if unreached == "zero-grad":  # the classifier, unreached by L_wfm, steps with g = 0
             gs = [torch.zeros_like(p) if g is None else g for g, p in zip(gs, params)]
         # PyTorch 2's torch.optim.SGD skips a parameter without a gradient
         bufs = [b if g is None else MOMENTUM * b + g + WD * p for b, g, p in zip(bufs, gs, params)]
@@ -104,7 +107,7 @@ def test_lookahead_leaves_model_and_optimizer_untouched():
     before = copy.deepcopy(target.state_dict())
     bufs = {id(p): opt.state[p]["momentum_buffer"].clone() for p in opt.param_groups[0]["params"]}
     ours(target, regressors, what, where, opt, x, y, sf, 2)
-    for k, v in target.state_dict().items():   # parameters and BatchNorm running statistics
+    for k, v in target.state_dict().items():  # parameters and BatchNorm running statistics
         assert torch.equal(v, before[k]), k
     for p in opt.param_groups[0]["params"]:
         assert torch.equal(opt.state[p]["momentum_buffer"], bufs[id(p)])
@@ -113,6 +116,7 @@ def test_lookahead_leaves_model_and_optimizer_untouched():
 
 def test_first_order_option_drops_only_hessian_terms():
     """The first-order approximation agrees with the exact gradient as lr -> 0 and differs at lr = 0.1."""
+
     def cosine(lr):
         target, source, regressors, what, where, opt, x, y, sf = setup(2)
         opt.param_groups[0]["lr"] = lr
@@ -143,19 +147,28 @@ def test_a_tensor_learning_rate_gives_the_same_meta_gradient():
     assert torch.allclose(out["float"][0], out["tensor"][0], rtol=1e-14)
     for a, b in zip(out["float"][1], out["tensor"][1]):
         assert torch.allclose(a, b, rtol=1e-11, atol=1e-14)
-    half, _ = meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, 2,
-                            lr=torch.tensor(LR / 2, dtype=torch.float64))
-    assert not torch.allclose(half, out["float"][0])   # the tensor is really the lookahead's lr
+    half, _ = meta_gradient(
+        target, regressors, sf, x, y, what(sf), where(sf), opt, BETA, 2, lr=torch.tensor(LR / 2, dtype=torch.float64)
+    )
+    assert not torch.allclose(half, out["float"][0])  # the tensor is really the lookahead's lr
 
 
-@pytest.mark.parametrize("case", [dict(momentum=0.0, weight_decay=0.0), dict(momentum=0.0), dict(weight_decay=0.0),
-                                  dict(fresh_momentum=True), dict(fixed_lambda=True)],
-                         ids=["plain-sgd", "no-momentum", "no-weight-decay", "first-step-buffers", "fixed-lambda"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(momentum=0.0, weight_decay=0.0),
+        dict(momentum=0.0),
+        dict(weight_decay=0.0),
+        dict(fresh_momentum=True),
+        dict(fixed_lambda=True),
+    ],
+    ids=["plain-sgd", "no-momentum", "no-weight-decay", "first-step-buffers", "fixed-lambda"],
+)
 def test_meta_gradient_is_exact_in_every_branch_of_the_sgd_step(case):
     """Each branch of sgd_step (momentum or not, weight decay or not, no buffer yet) and lambda = 1 (l2t-w)."""
     problem = toy_problem(seed=5, **case)
     outer, grads = exact_meta_gradient(problem, T=2)
-    assert float(outer) == pytest.approx(outer_loss_by_sgd(problem, T=2), rel=1e-10)   # torch.optim.SGD's value
+    assert float(outer) == pytest.approx(outer_loss_by_sgd(problem, T=2), rel=1e-10)  # torch.optim.SGD's value
     gen = torch.Generator().manual_seed(2)
     v = random_direction(problem, gen)
     fd = finite_difference(problem, v, T=2)
@@ -174,8 +187,19 @@ def test_lookahead_equals_torch_sgd_with_zeroed_gradients(T):
     sf = problem.source_features
     thetas = {}
     for rule in UNREACHED:
-        _, theta = meta_gradient(problem.target, problem.regressors, sf, problem.x, problem.y, problem.what(sf),
-                                 problem.where(sf), problem.optimizer, BETA, T, unreached=rule)
+        _, theta = meta_gradient(
+            problem.target,
+            problem.regressors,
+            sf,
+            problem.x,
+            problem.y,
+            problem.what(sf),
+            problem.where(sf),
+            problem.optimizer,
+            BETA,
+            T,
+            unreached=rule,
+        )
         thetas[rule] = theta
     target, regressors = lookahead_by_sgd(problem, T, "zero-grad")
     expected = {**dict(target.named_parameters()), **{"r." + k: v for k, v in regressors.named_parameters()}}
@@ -184,7 +208,7 @@ def test_lookahead_equals_torch_sgd_with_zeroed_gradients(T):
         assert torch.allclose(thetas["zero-grad"][k], v, rtol=1e-12, atol=1e-14), k
     fc = [k for k in expected if k.startswith("fc.")]
     assert fc and all(not torch.allclose(thetas["kept"][k], thetas["zero-grad"][k]) for k in fc)
-    kept_t, kept_r = lookahead_by_sgd(problem, T, "kept")   # ... and "kept" is torch.optim.SGD with gradients freed
+    kept_t, kept_r = lookahead_by_sgd(problem, T, "kept")  # ... and "kept" is torch.optim.SGD with gradients freed
     for k, v in {**dict(kept_t.named_parameters()), **{"r." + k: v for k, v in kept_r.named_parameters()}}.items():
         assert torch.allclose(thetas["kept"][k], v, rtol=1e-12, atol=1e-14), k
 

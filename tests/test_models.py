@@ -1,4 +1,5 @@
 """Models: the paper's source checkpoint loads strictly and sees CIFAR-10; VGG9 and ResNet feature shapes."""
+
 import pytest
 import torch
 from conftest import needs_cifar10, needs_source
@@ -21,6 +22,7 @@ def test_paper_checkpoint_loads_strictly_with_documented_features():
 @needs_cifar10
 def test_paper_source_features_separate_cifar10_classes():
     from l2t import data as D
+
     source = load_source()
     test = D.load_dataset("cifar10", train=False)
     idx = D.per_class_subset(test.targets, 40, seed=0)
@@ -64,8 +66,13 @@ def test_imagenet_resnet_features():
     model = build_model("resnet18", 5)
     logits, feats = model(torch.randn(1, 3, 224, 224))
     assert logits.shape == (1, 5) and image_size("resnet18") == 224
-    assert [tuple(f.shape[1:]) for f in feats] == [(64, 56, 56), (64, 56, 56), (128, 28, 28), (256, 14, 14),
-                                                   (512, 7, 7)]
+    assert [tuple(f.shape[1:]) for f in feats] == [
+        (64, 56, 56),
+        (64, 56, 56),
+        (128, 28, 28),
+        (256, 14, 14),
+        (512, 7, 7),
+    ]
 
 
 def test_unknown_model_is_a_clear_error():
@@ -82,9 +89,10 @@ def test_a_download_of_the_paper_source_with_another_hash_is_refused_and_not_kep
 
     class Response(io.BytesIO):
         def info(self):
-            return email.message.Message()   # no Content-Length, as a chunked reply
+            return email.message.Message()  # no Content-Length, as a chunked reply
+
     monkeypatch.setattr(torch.hub, "urlopen", lambda request: Response(b"not the checkpoint" * 1000))
     with pytest.raises(FileNotFoundError, match="could not be downloaded .*hash"):
         paper_source_path(tmp_path)
-    assert list((tmp_path / "sources").iterdir()) == []   # neither the file nor a partial download
+    assert list((tmp_path / "sources").iterdir()) == []  # neither the file nor a partial download
     assert not (tmp_path / "sources" / PAPER_SOURCE_FILE).exists()

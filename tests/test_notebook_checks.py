@@ -1,4 +1,5 @@
 """Stored notebook outputs that nbval compares are facts on any CPU; ignored outputs are always checked right after."""
+
 import json
 from pathlib import Path
 
@@ -17,8 +18,11 @@ def unchecked_ignored_cells(cells):
         if IGNORE not in cell.get("metadata", {}).get("tags", []):
             continue
         _, check = nxt
-        if (check is None or IGNORE in check.get("metadata", {}).get("tags", [])
-                or "assert " not in "".join(check["source"])):
+        if (
+            check is None
+            or IGNORE in check.get("metadata", {}).get("tags", [])
+            or "assert " not in "".join(check["source"])
+        ):
             bad.append(i)
     return bad
 
@@ -28,14 +32,15 @@ def test_every_ignored_output_is_followed_by_a_compared_checking_cell(path):
     cells = json.loads(path.read_text())["cells"]
     assert unchecked_ignored_cells(cells) == []
     text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    assert "NBVAL_IGNORE_OUTPUT" not in text and "NBVAL_SKIP" not in text   # tags, not comments in the code
+    assert "NBVAL_IGNORE_OUTPUT" not in text and "NBVAL_SKIP" not in text  # tags, not comments in the code
 
 
 def test_the_check_itself_catches_an_unchecked_or_doubly_ignored_cell():
     def cell(source, tags=()):
         return {"cell_type": "code", "metadata": {"tags": list(tags)}, "source": [source]}
+
     ok = [cell("train()", [IGNORE]), cell("assert loss < 1")]
     assert unchecked_ignored_cells(ok) == []
     assert unchecked_ignored_cells([cell("train()", [IGNORE]), cell("print(loss)")]) == [0]
     assert unchecked_ignored_cells([cell("a()", [IGNORE]), cell("assert b", [IGNORE])]) == [0, 1]
-    assert unchecked_ignored_cells([cell("print(1)"), cell("train()", [IGNORE])]) == [1]   # nothing after it
+    assert unchecked_ignored_cells([cell("print(1)"), cell("train()", [IGNORE])]) == [1]  # nothing after it

@@ -1,4 +1,5 @@
 """Reliability: no run is lost or silently mixed, every bad file or setting gets one clear line."""
+
 import json
 
 import pytest
@@ -21,12 +22,12 @@ def test_a_second_launch_never_destroys_a_run(tmp_path):
     out = trained(tmp_path)
     before = (out / "checkpoint.pt").read_bytes()
     with pytest.raises(ValueError, match="add --resume to continue it, or --overwrite"):
-        run(tmp_path, method="scratch", max_iters=2).fit(progress=False)          # same run, no --resume
+        run(tmp_path, method="scratch", max_iters=2).fit(progress=False)  # same run, no --resume
     with pytest.raises(ValueError, match=r"holds another run \(lr=0\.1 there, 0\.05 here\)"):
         run(tmp_path, method="scratch", max_iters=2, lr=0.05).fit(progress=False)  # other settings
     with pytest.raises(ValueError, match="holds another run"):
         run(tmp_path, method="scratch", max_iters=2, lr=0.05).fit(resume=True, progress=False)
-    assert (out / "checkpoint.pt").read_bytes() == before                           # nothing touched
+    assert (out / "checkpoint.pt").read_bytes() == before  # nothing touched
     run(tmp_path, method="scratch", max_iters=2, lr=0.05).fit(progress=False, overwrite=True)
     aside = [p for p in out.iterdir() if p.name.startswith("replaced-")]
     assert len(aside) == 1 and (aside[0] / "checkpoint.pt").read_bytes() == before  # moved aside, not deleted
@@ -35,9 +36,10 @@ def test_a_second_launch_never_destroys_a_run(tmp_path):
 
 def test_a_second_process_on_the_same_out_is_refused_at_once(tmp_path):
     import fcntl
+
     out = tmp_path / "run"
     out.mkdir()
-    with open(out / ".lock", "w") as lock:   # another process holds the run's lock
+    with open(out / ".lock", "w") as lock:  # another process holds the run's lock
         fcntl.flock(lock, fcntl.LOCK_EX)
         with pytest.raises(ValueError, match="another l2t process is training into"):
             run(tmp_path, method="scratch", max_iters=1).fit(progress=False)
@@ -60,6 +62,7 @@ def test_out_that_is_a_file_and_a_truncated_checkpoint_are_one_clear_line(tmp_pa
 
 def test_a_truncated_or_foreign_source_file_is_one_clear_error(tmp_path):
     from l2t.models import load_source
+
     (tmp_path / "random.pth").write_bytes(bytes(range(256)) * 10)
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_source(tmp_path / "random.pth", "resnet20")
@@ -68,30 +71,41 @@ def test_a_truncated_or_foreign_source_file_is_one_clear_error(tmp_path):
         load_source(tmp_path / "other.pth", "resnet20")
     torch.save({"state_dict": tiny_sources()[0].state_dict()}, tmp_path / "ok.pth")
     with pytest.raises(ValueError, match="sha256 of .* expected 00"):
-        Trainer(Config(method="at", sources=[f"resnet20:{tmp_path / 'ok.pth'}#" + "0" * 64], device="cpu",
-                       out=str(tmp_path / "r")), data=tiny_data())
+        Trainer(
+            Config(
+                method="at",
+                sources=[f"resnet20:{tmp_path / 'ok.pth'}#" + "0" * 64],
+                device="cpu",
+                out=str(tmp_path / "r"),
+            ),
+            data=tiny_data(),
+        )
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--beta", "-5"], "--beta must be a finite number >= 0, got -5"),
-    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
-    (["--seed", "-1"], "--seed must be >= 0, got -1"),
-    (["--val-per-class", "0"], "--val-per-class must be >= 1"),
-    (["--samples-per-class", "0"], "--samples-per-class must be >= 1"),
-    (["--pairs", ""], "--pairs is empty"),
-    (["--pairs", "4-0,4-0"], "pairs 4-0 are given more than once"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--beta", "-5"], "--beta must be a finite number >= 0, got -5"),
+        (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+        (["--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--val-per-class", "0"], "--val-per-class must be >= 1"),
+        (["--samples-per-class", "0"], "--samples-per-class must be >= 1"),
+        (["--pairs", ""], "--pairs is empty"),
+        (["--pairs", "4-0,4-0"], "pairs 4-0 are given more than once"),
+    ],
+)
 def test_nonsense_settings_are_refused_naming_their_flag(tmp_path, capsys, flags, message):
     assert main(["train", "--method", "l2t-ww", "--out", str(tmp_path / "r"), *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
-    assert not (tmp_path / "r").exists()   # refused before anything was written
+    assert not (tmp_path / "r").exists()  # refused before anything was written
 
 
 def test_yaml_numbers_in_any_notation_and_bad_yaml_name_the_file(tmp_path, capsys):
     import argparse
 
     from l2t.cli import _add_config_flags, config_from_args
+
     p = argparse.ArgumentParser()
     _add_config_flags(p)
     (tmp_path / "a.yaml").write_text("lr: 1e-3\nepochs: 5\nbeta: 1\n")
@@ -99,8 +113,10 @@ def test_yaml_numbers_in_any_notation_and_bad_yaml_name_the_file(tmp_path, capsy
     assert cfg.lr == 0.001 and isinstance(cfg.lr, float) and cfg.epochs == 5 and cfg.beta == 1.0
     (tmp_path / "b.yaml").write_text("epochs: ten\n")
     (tmp_path / "c.yaml").write_text("lr: [1\n")
-    for name, message in (("b.yaml", "epochs in .*b.yaml must be an integer, got 'ten'"),
-                          ("c.yaml", "c.yaml is not valid YAML")):
+    for name, message in (
+        ("b.yaml", "epochs in .*b.yaml must be an integer, got 'ten'"),
+        ("c.yaml", "c.yaml is not valid YAML"),
+    ):
         assert main(["train", "--config", str(tmp_path / name), "--out", str(tmp_path / "r")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1
@@ -116,12 +132,18 @@ def test_cuda_without_a_gpu_is_one_clear_line(tmp_path, capsys):
 def test_the_summary_counts_only_results_of_its_own_protocol_with_a_real_percentage(tmp_path, capsys):
     folder = tmp_path / "figure5-quick"
     folder.mkdir()
+
     def write(seed, acc, **changed):
-        r = {"config": {**fig5({"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": 0.01}), **changed},
-             "test_acc": acc, "collapsed": False, "device": "cpu"}
+        r = {
+            "config": {**fig5({"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": 0.01}), **changed},
+            "test_acc": acc,
+            "collapsed": False,
+            "device": "cpu",
+        }
         (folder / f"scratch-n10-s{seed}-lr0.01.json").write_text(json.dumps(r))
+
     write(0, 30.0)
-    write(1, 77.7, epochs=2, beta=3.0, val_per_class=5)   # same name, other settings
+    write(1, 77.7, epochs=2, beta=3.0, val_per_class=5)  # same name, other settings
     write(2, 250.0)
     write(3, float("nan"))
     summary = R.summarize_figure5(folder, verbose=False)
@@ -140,8 +162,12 @@ def test_the_summary_names_and_never_averages_stray_copies_garbage_or_empty_file
     folder = tmp_path / "figure5-quick"
     folder.mkdir()
     for seed, acc in ((0, 30.0), (1, 32.0)):
-        r = {"config": fig5({"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": 0.01}), "test_acc": acc,
-             "collapsed": False, "device": "cpu"}
+        r = {
+            "config": fig5({"method": "scratch", "samples_per_class": 10, "seed": seed, "lr": 0.01}),
+            "test_acc": acc,
+            "collapsed": False,
+            "device": "cpu",
+        }
         (folder / f"scratch-n10-s{seed}-lr0.01.json").write_text(json.dumps(r))
     (folder / "scratch-n10-s0-lr0.01 (copy).json").write_text((folder / "scratch-n10-s0-lr0.01.json").read_text())
     (folder / "scratch-n10-s2-lr0.01.json").write_text("{}")
@@ -150,8 +176,10 @@ def test_the_summary_names_and_never_averages_stray_copies_garbage_or_empty_file
     assert summary["scratch"][10]["test_acc"] == [30.0, 32.0] and list(summary) == ["scratch"]
     text = (folder / "summary.md").read_text()
     assert "`scratch-n10-s0-lr0.01 (copy).json`: its config's run is scratch-n10-s0-lr0.01.json" in text
-    assert ("`scratch-n10-s2-lr0.01.json`: not a run result" in text
-            and "`at-n10-s0-lr0.01.json`: not readable JSON" in text)
+    assert (
+        "`scratch-n10-s2-lr0.01.json`: not a run result" in text
+        and "`at-n10-s0-lr0.01.json`: not readable JSON" in text
+    )
     plan = R.figure5("quick", methods=["scratch"], samples=[10], out=folder, dry_run=True)
     lines = capsys.readouterr().out.splitlines()
     assert len(plan) == 3 and "bad result file: not a run result" in next(l for l in lines if "s2" in l)
@@ -164,14 +192,16 @@ def test_a_result_made_with_other_settings_is_never_reused(tmp_path):
     cfg = R.replace(cfg, method="scratch", samples_per_class=10, seed=0)
     r = {"config": {**R.asdict(R.replace(cfg, beta=0.7)), "lookahead_unreached": "zero-grad"}, "test_acc": 30.0}
     (tmp_path / f"{R.run_id(cfg)}.json").write_text(json.dumps(r))
-    with pytest.raises(ValueError,
-                       match=r"not this run's result: made with other settings \(beta=0\.7 there, 0\.5 here\)"):
+    with pytest.raises(
+        ValueError, match=r"not this run's result: made with other settings \(beta=0\.7 there, 0\.5 here\)"
+    ):
         R.run_once(cfg, tmp_path, tmp_path / "runs", "cpu")
 
 
 def test_provenance_is_recorded_when_a_run_starts_and_kept_through_a_resume(tmp_path, monkeypatch):
     import l2t.evaluate as E
     import l2t.runfolder as F
+
     monkeypatch.setattr(F, "git_commit", lambda: "first")
     monkeypatch.setattr(E, "git_commit", lambda: "first")
     trainer = run(tmp_path, method="scratch", max_iters=1, epochs=2)
@@ -184,6 +214,7 @@ def test_provenance_is_recorded_when_a_run_starts_and_kept_through_a_resume(tmp_
 
 def test_help_lists_every_method_by_its_paper_name(capsys):
     from l2t.methods import METHODS
+
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
@@ -195,14 +226,16 @@ def test_dry_run_over_a_truncated_checkpoint_says_so(tmp_path, monkeypatch, caps
     ckpt = tmp_path / "runs" / "figure5-quick" / "scratch-n10-s0-lr0.01"
     ckpt.mkdir(parents=True)
     (ckpt / "checkpoint.pt").write_bytes(b"PK\x03\x04 cut off")
-    R.figure5("quick", methods=["scratch"], samples=[10], seeds=[0], out=tmp_path / "results" / "figure5-quick",
-              dry_run=True)
+    R.figure5(
+        "quick", methods=["scratch"], samples=[10], seeds=[0], out=tmp_path / "results" / "figure5-quick", dry_run=True
+    )
     assert "unreadable checkpoint (truncated?)" in capsys.readouterr().out
 
 
 def test_a_runs_artefacts_phi_and_the_float16_target_load_back(tmp_path):
     from l2t.meta import What, Where
     from l2t.models import build_model
+
     trainer = run(tmp_path, method="l2t-ww", max_iters=2, eval_every=1)
     trainer.fit(progress=False)
     trainer.save_phi(tmp_path / "phi.pt")
@@ -219,21 +252,29 @@ def test_a_runs_artefacts_phi_and_the_float16_target_load_back(tmp_path):
         assert all(torch.equal(a, b) for a, b in zip(what(feats), trainer.what(feats)))
         assert all(torch.equal(a, b) for a, b in zip(where(feats), trainer.where(feats)))
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert (saved["best_val_epoch"] == trainer.best["epoch"] >= 0 and trainer.best["state"] is not None
-            and saved["target"] == "vgg9")
+    assert (
+        saved["best_val_epoch"] == trainer.best["epoch"] >= 0
+        and trainer.best["state"] is not None
+        and saved["target"] == "vgg9"
+    )
     model = build_model("vgg9", saved["num_classes"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in saved["model"].items()})
     best = trainer.best["state"]
     assert all(v.dtype == torch.float16 for k, v in saved["model"].items() if best[k].is_floating_point())
     loaded = model.state_dict()
-    assert all(torch.allclose(loaded[k], best[k], rtol=1e-3, atol=1e-4) if best[k].is_floating_point()
-               else torch.equal(loaded[k], best[k]) for k in best)
+    assert all(
+        torch.allclose(loaded[k], best[k], rtol=1e-3, atol=1e-4)
+        if best[k].is_floating_point()
+        else torch.equal(loaded[k], best[k])
+        for k in best
+    )
     with pytest.raises(ValueError, match="no meta-networks"):
         run(tmp_path, name="s", method="scratch", max_iters=1).save_phi(tmp_path / "x.pt")
 
 
 def test_load_trained_restores_phi_and_the_target_from_a_runs_artefacts(tmp_path):
     from l2t.inspect import load_trained, transfer_weights
+
     trainer = run(tmp_path, method="l2t-ww", max_iters=2, eval_every=1)
     trainer.fit(progress=False)
     stem = tmp_path / "results" / "l2t-ww-run"
@@ -246,12 +287,13 @@ def test_load_trained_restores_phi_and_the_target_from_a_runs_artefacts(tmp_path
     assert loaded.pairs == trainer.pairs and not loaded.model.training
     x = trainer.data["test"][0][:4]
     a, b = transfer_weights(loaded, x, torch.zeros(4)), transfer_weights(trainer, x, torch.zeros(4))
-    assert a["lambda"] == b["lambda"] and a["what"] == b["what"]          # phi restored exactly
+    assert a["lambda"] == b["lambda"] and a["what"] == b["what"]  # phi restored exactly
     best = trainer.best["state"]
-    assert all(torch.allclose(loaded.model.state_dict()[k].float(), v.float(), rtol=1e-3, atol=1e-4)
-               for k, v in best.items())                                   # the float16 target, back in float32
+    assert all(
+        torch.allclose(loaded.model.state_dict()[k].float(), v.float(), rtol=1e-3, atol=1e-4) for k, v in best.items()
+    )  # the float16 target, back in float32
     assert all(v.dtype == torch.float32 for v in loaded.model.state_dict().values() if v.is_floating_point())
-    other = run(tmp_path, name="other", method="l2t-ww", max_iters=2, eval_every=1, seed=1)   # another run's phi
+    other = run(tmp_path, name="other", method="l2t-ww", max_iters=2, eval_every=1, seed=1)  # another run's phi
     other.save_phi(stem.with_name("l2t-ww-run-phi.pt"))
     with pytest.raises(ValueError, match=r"come from different runs \(seed=1 there, 0 here"):
         load_trained(stem, data=trainer.data, sources=trainer.sources)
@@ -260,8 +302,10 @@ def test_load_trained_restores_phi_and_the_target_from_a_runs_artefacts(tmp_path
         load_trained(stem, data=trainer.data, sources=trainer.sources)
 
 
-@pytest.mark.parametrize("foreign", [{"result.json": '{"test_acc": 91.0}'},
-                                     {"config.json": '{"lr": 0.1}', "metrics.jsonl": '{"epoch": 0}\n'}])
+@pytest.mark.parametrize(
+    "foreign",
+    [{"result.json": '{"test_acc": 91.0}'}, {"config.json": '{"lr": 0.1}', "metrics.jsonl": '{"epoch": 0}\n'}],
+)
 @pytest.mark.parametrize("resume", [True, False])
 def test_files_l2t_did_not_write_are_never_overwritten_and_named(tmp_path, foreign, resume):
     out = tmp_path / "run"
@@ -269,9 +313,10 @@ def test_files_l2t_did_not_write_are_never_overwritten_and_named(tmp_path, forei
     for name, text in foreign.items():
         (out / name).write_text(text)
     trainer = run(tmp_path, method="scratch", max_iters=1)
-    order = ['metrics.jsonl', 'result.json', 'config.json']
-    with pytest.raises(ValueError, match=f"holds {', '.join(sorted(foreign, key=order.index))} "
-                                         "that no l2t run of this kind wrote"):
+    order = ["metrics.jsonl", "result.json", "config.json"]
+    with pytest.raises(
+        ValueError, match=f"holds {', '.join(sorted(foreign, key=order.index))} that no l2t run of this kind wrote"
+    ):
         trainer.fit(resume=resume, progress=False)
     assert {p.name: p.read_text() for p in out.iterdir() if p.name != ".lock"} == foreign
 
@@ -310,23 +355,34 @@ def test_a_full_disk_is_one_clear_error_and_leaves_no_temporary_file(tmp_path):
     """A real write beyond a file-size limit (RLIMIT_FSIZE, as a full disk): the old file stays, no .tmp is left."""
     import subprocess
     import sys
+
     target = tmp_path / "checkpoint.pt"
     target.write_bytes(b"old checkpoint")
-    code = (f"import resource, signal, torch; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-            f"resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); from l2t.files import atomic_save, WriteError\n"
-            f"try:\n    atomic_save({{'w': torch.zeros(100_000)}}, {str(target)!r})\n"
-            f"except WriteError as e:\n    print('WriteError', e)")
+    code = (
+        f"import resource, signal, torch; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); from l2t.files import atomic_save, WriteError\n"
+        f"try:\n    atomic_save({{'w': torch.zeros(100_000)}}, {str(target)!r})\n"
+        f"except WriteError as e:\n    print('WriteError', e)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.startswith(f"WriteError could not write {target}") and "disk full" in out.stdout, out
     assert target.read_bytes() == b"old checkpoint" and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
-@pytest.mark.parametrize("changed, message", [
-    ({"epochs": 1.5}, "epochs must be an integer, got 1.5"), ({"epochs": True}, "epochs must be an integer, got True"),
-    ({"bf16": "no"}, "bf16 must be true or false"), ({"device": 0}, "device must be a string, got 0"),
-    ({"samples_per_class": 2.7}, "samples-per-class must be an integer"), ({"momentum": 5.0}, "momentum must be in"),
-    ({"workers": -1}, "workers >= 0"), ({"sources": "resnet32:paper"}, "sources must be a list of strings"),
-    ({"sources": []}, "sources is empty")])
+@pytest.mark.parametrize(
+    "changed, message",
+    [
+        ({"epochs": 1.5}, "epochs must be an integer, got 1.5"),
+        ({"epochs": True}, "epochs must be an integer, got True"),
+        ({"bf16": "no"}, "bf16 must be true or false"),
+        ({"device": 0}, "device must be a string, got 0"),
+        ({"samples_per_class": 2.7}, "samples-per-class must be an integer"),
+        ({"momentum": 5.0}, "momentum must be in"),
+        ({"workers": -1}, "workers >= 0"),
+        ({"sources": "resnet32:paper"}, "sources must be a list of strings"),
+        ({"sources": []}, "sources is empty"),
+    ],
+)
 def test_every_setting_is_checked_by_its_type_and_range(changed, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
         Config(**changed)
@@ -337,10 +393,13 @@ def test_config_files_give_one_line_naming_the_file(tmp_path, capsys):
     (tmp_path / "binary.yaml").write_bytes(bytes(range(256)))
     (tmp_path / "folder").mkdir()
     (tmp_path / "half.yaml").write_text("epochs: 1.5\n")
-    for config, message in ((tmp_path / "twice.yaml", "key 'epochs' is given twice"),
-                            (tmp_path / "binary.yaml", "binary.yaml is not a text file"),
-                            (tmp_path / "folder", "is a folder"), (tmp_path / "half.yaml", "epochs must be an integer"),
-                            ("/nonexistent.yaml", "neither a file nor one of the packaged configs ['figure5-quick'")):
+    for config, message in (
+        (tmp_path / "twice.yaml", "key 'epochs' is given twice"),
+        (tmp_path / "binary.yaml", "binary.yaml is not a text file"),
+        (tmp_path / "folder", "is a folder"),
+        (tmp_path / "half.yaml", "epochs must be an integer"),
+        ("/nonexistent.yaml", "neither a file nor one of the packaged configs ['figure5-quick'"),
+    ):
         assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
@@ -353,6 +412,7 @@ def test_a_source_for_a_method_without_one_is_refused(tmp_path, capsys):
 
 def test_an_empty_checkpoint_is_named_empty_not_a_crash(tmp_path):
     from l2t.runfolder import read_checkpoint
+
     (tmp_path / "checkpoint.pt").write_bytes(b"")
     with pytest.raises(ValueError, match=r"checkpoint.pt is empty \(0 bytes\)"):
         read_checkpoint(tmp_path / "checkpoint.pt")
@@ -369,16 +429,19 @@ def test_a_garbled_metrics_row_is_named_on_resume(tmp_path, capsys):
 
 def test_ctrl_c_is_one_line_saying_where_the_last_checkpoint_is(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    run(tmp_path, method="scratch", epochs=1).fit(progress=False)   # leaves run/checkpoint.pt at epoch 1
+    run(tmp_path, method="scratch", epochs=1).fit(progress=False)  # leaves run/checkpoint.pt at epoch 1
 
     def interrupted(self, *a, **k):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(Trainer, "__init__", lambda self, cfg: None)
     monkeypatch.setattr(Trainer, "fit", interrupted)
     assert main(["train", "--method", "scratch", "--out", str(out)]) == 130
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"l2t train: interrupted; the last checkpoint is {out}/checkpoint.pt (epoch 1); "
-                   "add --resume to continue from it"]
+    assert err == [
+        f"l2t train: interrupted; the last checkpoint is {out}/checkpoint.pt (epoch 1); "
+        "add --resume to continue from it"
+    ]
 
 
 @pytest.mark.parametrize("experiment", ["figure5", "table1"])

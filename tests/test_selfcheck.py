@@ -1,4 +1,5 @@
 """l2t.teach.selfcheck: every chapter's questions are well formed; right answers pass, wrong ones fail with a reason."""
+
 import json
 
 import pytest
@@ -35,10 +36,21 @@ def test_each_question_accepts_its_answer_and_rejects_every_other_with_a_reason(
 
 def test_the_checker_itself_on_a_made_up_chapter(tmp_path, monkeypatch):
     import l2t.teach.selfcheck as S
-    (tmp_path / "99.json").write_text(json.dumps({
-        "99.1": {"question": "2 + 2?", "number": 4, "tolerance": 0.1, "explain": "four"},
-        "99.2": {"question": "pick b", "choices": {"a": "no", "b": "yes", "c": "no"}, "answer": "b",
-                 "why": {"a": "a is no", "c": "c is no"}, "explain": "b is yes"}}))
+
+    (tmp_path / "99.json").write_text(
+        json.dumps(
+            {
+                "99.1": {"question": "2 + 2?", "number": 4, "tolerance": 0.1, "explain": "four"},
+                "99.2": {
+                    "question": "pick b",
+                    "choices": {"a": "no", "b": "yes", "c": "no"},
+                    "answer": "b",
+                    "why": {"a": "a is no", "c": "c is no"},
+                    "explain": "b is yes",
+                },
+            }
+        )
+    )
     monkeypatch.setattr(S, "QUESTIONS", tmp_path)
     S.questions.cache_clear()
     try:

@@ -1,5 +1,6 @@
 """The stacked forms (one convolution per target map, one matrix product per source map, foreach SGD steps)
 compute the same numbers as the per-pair forms they replace, in float64, on the paper's networks."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,7 +12,7 @@ from l2t.meta import What, Where
 from l2t.models import build_model
 from l2t.pairs import CONFIGS
 
-PAIRS = CONFIGS[("resnet32", "vgg9")]["all-to-all"]   # 15 pairs: 3 source maps x 5 target maps
+PAIRS = CONFIGS[("resnet32", "vgg9")]["all-to-all"]  # 15 pairs: 3 source maps x 5 target maps
 
 
 def relative(a, b):
@@ -56,8 +57,9 @@ def previous_meta_gradient(model, regressors, sf, x, y, what_w, where_l, optimiz
             _, tf = forward(theta)
             errors = functional_call(regressors, {k[2:]: v for k, v in theta.items() if k.startswith("r.")}, (sf, tf))
             keys = list(theta)
-            grads = torch.autograd.grad(wfm_loss(errors, what_w, where_l, beta), [theta[k] for k in keys],
-                                        create_graph=True, allow_unused=True)
+            grads = torch.autograd.grad(
+                wfm_loss(errors, what_w, where_l, beta), [theta[k] for k in keys], create_graph=True, allow_unused=True
+            )
             theta, bufs = per_parameter_sgd_step(theta, dict(zip(keys, grads)), bufs, lr, momentum, wd)
         logits, _ = forward(theta)
         grads = torch.autograd.grad(F.cross_entropy(logits, y), [theta[k] for k in named_model], create_graph=True)
@@ -77,10 +79,10 @@ def paper_problem():
     _, sf = source(x)
     regressors = Regressors(PAIRS, source.feature_channels, target.feature_channels).to(dtype)
     what, where = What(PAIRS, source.feature_channels).to(dtype), Where(PAIRS, source.feature_channels).to(dtype)
-    with torch.no_grad():   # away from the flat start, so that every channel weight and amount differs
+    with torch.no_grad():  # away from the flat start, so that every channel weight and amount differs
         for p in what.parameters():
             p.add_(0.3 * torch.randn_like(p))
-        for net, (m, _) in zip(where.nets, PAIRS):   # small enough that every lambda stays inside (0, 6)
+        for net, (m, _) in zip(where.nets, PAIRS):  # small enough that every lambda stays inside (0, 6)
             net.weight.add_(0.2 * torch.randn_like(net.weight) / pooled(sf[m]).norm(dim=1).max())
     params = list(target.parameters()) + list(regressors.parameters())
     optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -99,7 +101,7 @@ def test_stacked_errors_are_the_per_pair_errors(paper_problem):
     assert stacked.shape == (4, sum(e.shape[1] for e in per_pair))
     by_order = torch.cat([per_pair[k] for k in regressors.order], 1)
     assert relative(stacked, by_order) < 1e-13
-    assert sorted(regressors.order) == list(range(len(PAIRS)))   # every pair once
+    assert sorted(regressors.order) == list(range(len(PAIRS)))  # every pair once
 
 
 @pytest.mark.parametrize("weights", ["what and where", "what only", "where only", "neither"])
@@ -120,7 +122,7 @@ def test_meta_networks_by_source_map_are_one_linear_per_pair(paper_problem):
         assert a.shape == b.shape and relative(a, b) < 1e-14
     for a, b in zip(where(sf), per_pair_where(where, sf)):
         assert a.shape == b.shape and relative(a, b) < 1e-14
-        assert ((b > 0) & (b < 6)).all() and b.std() > 0   # inside ReLU6's linear part, varying by image
+        assert ((b > 0) & (b < 6)).all() and b.std() > 0  # inside ReLU6's linear part, varying by image
 
 
 @pytest.mark.parametrize("T", [1, 2])
@@ -130,12 +132,13 @@ def test_meta_gradient_equals_the_previous_implementation(paper_problem, T):
     phi = list(what.parameters()) + list(where.parameters())
     new = meta_gradient(target, regressors, sf, x, y, what(sf), where(sf), optimizer, 0.5, T)[0]
     new_grads = torch.autograd.grad(new, phi)
-    old = previous_meta_gradient(target, regressors, sf, x, y, per_pair_what(what, sf), per_pair_where(where, sf),
-                                 optimizer, 0.5, T)
+    old = previous_meta_gradient(
+        target, regressors, sf, x, y, per_pair_what(what, sf), per_pair_where(where, sf), optimizer, 0.5, T
+    )
     old_grads = torch.autograd.grad(old, phi)
     assert abs(float(new - old)) < 1e-12 * float(old)
     flat = lambda gs: torch.cat([g.flatten() for g in gs])
     assert flat(old_grads).norm() > 0
     assert relative(flat(new_grads), flat(old_grads)) < 1e-10
-    for a, b in zip(new_grads, old_grads):   # and every tensor of phi on its own
+    for a, b in zip(new_grads, old_grads):  # and every tensor of phi on its own
         assert (a - b).norm() <= 1e-10 * flat(old_grads).norm()

@@ -1,5 +1,6 @@
 """Student notebooks: generated from the instructor notebooks, up to date; every grader passes with the solution
 put back, fails on the blank template, and fails on a plausible wrong solution."""
+
 import contextlib
 import io
 from pathlib import Path
@@ -22,7 +23,7 @@ def exercises(nb):
     pairs = []
     for i, cell in enumerate(cells):
         if "exercise" in GEN.tags(cell):
-            grader = next(c for c in cells[i + 1:] if c.cell_type == "code")
+            grader = next(c for c in cells[i + 1 :] if c.cell_type == "code")
             assert "grader" in GEN.tags(grader), f"the code cell after exercise cell {i} is not a grader"
             pairs.append((cell, grader))
     return pairs
@@ -62,9 +63,14 @@ IDS = [f"{name}-{k}" for name, k, *_ in EXERCISES]
 
 def test_the_student_notebooks_equal_a_fresh_generation():
     assert GEN.main(["--check"]) == 0
-    assert [p.name for p in STUDENT] == ["03_what_to_transfer.ipynb", "04_where_to_transfer.ipynb",
-                                         "05_meta_gradient.ipynb", "06_full_l2t_ww.ipynb", "07_baselines.ipynb",
-                                         "08_limited_data.ipynb"]
+    assert [p.name for p in STUDENT] == [
+        "03_what_to_transfer.ipynb",
+        "04_where_to_transfer.ipynb",
+        "05_meta_gradient.ipynb",
+        "06_full_l2t_ww.ipynb",
+        "07_baselines.ipynb",
+        "08_limited_data.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
@@ -84,15 +90,18 @@ def test_the_grader_fails_on_the_blank_template(exercise):
 
 # one plausible mistake per exercise: (notebook, text of the solution, the mistaken text)
 MISTAKES = [
-    ("03_what_to_transfer", "pow(2).mean(dim=(2, 3))", "pow(2).sum(dim=(2, 3))"),          # sum, not mean, over HW
-    ("04_where_to_transfer", "F.relu6(", "F.relu("),                                          # no clamp at 6
-    ("05_meta_gradient", "create_graph=True", "create_graph=False"),                          # steps cut from phi
-    ("05_meta_gradient", "g = torch.zeros_like(q)", "continue"),                              # None grad skipped
+    ("03_what_to_transfer", "pow(2).mean(dim=(2, 3))", "pow(2).sum(dim=(2, 3))"),  # sum, not mean, over HW
+    ("04_where_to_transfer", "F.relu6(", "F.relu("),  # no clamp at 6
+    ("05_meta_gradient", "create_graph=True", "create_graph=False"),  # steps cut from phi
+    ("05_meta_gradient", "g = torch.zeros_like(q)", "continue"),  # None grad skipped
     ("07_baselines", "F.normalize(a.pow(2).mean(dim=1).flatten(1), dim=1)", "a.pow(2).mean(dim=1).flatten(1)"),
-    ("08_limited_data", "sorted(a.keys() & b.keys())", "a"),                                  # a's extra seed
-    ("08_limited_data", "[a[s] - b[s] for s in sorted(a.keys() & b.keys())]",
-     "[x - y for x, y in zip(a.values(), b.values())]"),                                     # paired by position
-    ("08_limited_data", "0.5 + level / 2", "level"),                                          # a one-sided quantile
+    ("08_limited_data", "sorted(a.keys() & b.keys())", "a"),  # a's extra seed
+    (
+        "08_limited_data",
+        "[a[s] - b[s] for s in sorted(a.keys() & b.keys())]",
+        "[x - y for x, y in zip(a.values(), b.values())]",
+    ),  # paired by position
+    ("08_limited_data", "0.5 + level / 2", "level"),  # a one-sided quantile
 ]
 
 
@@ -104,11 +113,15 @@ def test_the_grader_fails_on_a_plausible_mistake(name, right, wrong):
 
 
 def test_template_keeps_signature_and_docstring_and_blanks_each_solution_block():
-    source = ('import torch\n\n\ndef f(x):\n    """Doc."""\n    # BEGIN SOLUTION\n    y = x + 1\n    return y\n'
-              '    # END SOLUTION\n\n\ndef g(x):\n    h = 2\n    # BEGIN SOLUTION\n    return h * x\n'
-              '    # END SOLUTION\n')
-    assert GEN.template(source) == ('import torch\n\n\ndef f(x):\n    """Doc."""\n    ...  # your code here\n\n\n'
-                                    'def g(x):\n    h = 2\n    ...  # your code here\n')
+    source = (
+        'import torch\n\n\ndef f(x):\n    """Doc."""\n    # BEGIN SOLUTION\n    y = x + 1\n    return y\n'
+        "    # END SOLUTION\n\n\ndef g(x):\n    h = 2\n    # BEGIN SOLUTION\n    return h * x\n"
+        "    # END SOLUTION\n"
+    )
+    assert GEN.template(source) == (
+        'import torch\n\n\ndef f(x):\n    """Doc."""\n    ...  # your code here\n\n\n'
+        "def g(x):\n    h = 2\n    ...  # your code here\n"
+    )
     with pytest.raises(ValueError, match="without"):
         GEN.template("def f(x):\n    return x\n")
     with pytest.raises(ValueError, match="unbalanced"):
@@ -120,19 +133,21 @@ def test_a_student_notebook_differs_from_its_instructor_notebook_only_where_it_s
         student = nbformat.read(path, as_version=4)
         instructor = nbformat.read(ROOT / "notebooks" / path.name, as_version=4)
         assert "(student version)" in student.cells[0].source.splitlines()[0]
-        assert f"notebooks/student/{path.name})" in student.cells[0].source          # its own Colab link
+        assert f"notebooks/student/{path.name})" in student.cells[0].source  # its own Colab link
         assert f"notebooks/{path.name})" in instructor.cells[0].source
-        kept = student.cells[2:]                                   # after the title and the student note
+        kept = student.cells[2:]  # after the title and the student note
         assert len(kept) == len(instructor.cells) - 1
         for s, i in zip(kept, instructor.cells[1:]):
             if "exercise" in GEN.tags(i) or "grader" in GEN.tags(i):
                 assert s.outputs == [] and (s.source != i.source) == ("exercise" in GEN.tags(i))
             elif s.cell_type == "markdown":
-                assert s.source == GEN.LINK.sub(r"](../\1)", i.source)   # relative links one folder up
+                assert s.source == GEN.LINK.sub(r"](../\1)", i.source)  # relative links one folder up
             else:
                 assert s == i
-    assert GEN.LINK.sub(r"](../\1)", "[a](../book/x.md) [b](https://c) [c](#d) ![e](f.png)") == \
-        "[a](../../book/x.md) [b](https://c) [c](#d) ![e](../f.png)"
+    assert (
+        GEN.LINK.sub(r"](../\1)", "[a](../book/x.md) [b](https://c) [c](#d) ![e](f.png)")
+        == "[a](../../book/x.md) [b](https://c) [c](#d) ![e](../f.png)"
+    )
 
 
 def test_every_notebook_opens_with_its_colab_link():

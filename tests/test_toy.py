@@ -1,4 +1,5 @@
 """l2t.teach.toy: the toy meta-gradient problem is exact against finite differences and torch.optim.SGD."""
+
 import torch
 
 from l2t.teach.toy import (
@@ -29,9 +30,9 @@ def test_toy_meta_gradient_vanishes_without_lookahead():
     assert all(float(g.abs().max()) == 0.0 for g in grads)
     gen = torch.Generator().manual_seed(1)
     v = random_direction(problem, gen)
-    assert abs(finite_difference(problem, v, T=0)) < 1e-12          # the ground truth: no dependence on phi
-    _, grads_1 = exact_meta_gradient(problem, T=1)                    # one matching step: phi now matters
-    assert min(float(g.abs().max()) for g in grads_1) > 1e-8           # every meta-parameter tensor, what and where
+    assert abs(finite_difference(problem, v, T=0)) < 1e-12  # the ground truth: no dependence on phi
+    _, grads_1 = exact_meta_gradient(problem, T=1)  # one matching step: phi now matters
+    assert min(float(g.abs().max()) for g in grads_1) > 1e-8  # every meta-parameter tensor, what and where
 
 
 def test_finite_difference_restores_phi():

@@ -1,4 +1,5 @@
 """The trainer: every method runs; beta=0 is scratch; phi learns; resume is exact; NaN is caught."""
+
 import json
 import time
 
@@ -27,8 +28,16 @@ def tiny_sources(k=1):
 
 
 def run(tmp_path, name="run", sources=1, **kw):
-    cfg = Config(**{"sources": ["resnet20:random"] * sources, "batch_size": 6, "epochs": 2, "device": "cpu",
-                    "out": str(tmp_path / name), **kw})
+    cfg = Config(
+        **{
+            "sources": ["resnet20:random"] * sources,
+            "batch_size": 6,
+            "epochs": 2,
+            "device": "cpu",
+            "out": str(tmp_path / name),
+            **kw,
+        }
+    )
     return Trainer(cfg, data=tiny_data(), sources=tiny_sources(sources))
 
 
@@ -47,11 +56,11 @@ def test_every_methods_line4_loss_is_its_terms_by_hand(tmp_path, method):
     """Line 4's L_total on a fixed batch = CE + beta * L_wfm(what, where) + AT + LwF, each where the method has it."""
     trainer = run(tmp_path, method=method, beta=0.7, at_beta=300.0, lwf_weight=0.4)
     cfg, m = trainer.cfg, trainer.m
-    torch.manual_seed(1)   # phi away from its start (uniform w, lambda = 1), so that every weight shows in the loss
+    torch.manual_seed(1)  # phi away from its start (uniform w, lambda = 1), so that every weight shows in the loss
     for q in [q for net in (trainer.what, trainer.where) if net is not None for q in net.parameters()]:
         q.data.normal_(0, 0.5)
     x, y = next(iter(trainer.train_loader))
-    with torch.no_grad():   # train mode, as line 4: the batch's own BatchNorm statistics
+    with torch.no_grad():  # train mode, as line 4: the batch's own BatchNorm statistics
         logits, t = trainer.model(x)
         s_logits, s = trainer.sources[0](x) if trainer.sources else (None, [])
         expected = F.cross_entropy(logits, y)
@@ -65,15 +74,15 @@ def test_every_methods_line4_loss_is_its_terms_by_hand(tmp_path, method):
             expected = expected + cfg.lwf_weight * lwf_loss(trainer.lwf_head(pooled(t[-1])), s_logits)
     loss, *_ = trainer.line4(x, y)
     assert torch.allclose(loss, expected, rtol=1e-5), (float(loss), float(expected))
-    assert m["fm"] or m["at"] or m["lwf"] or torch.allclose(loss, F.cross_entropy(logits, y))   # scratch: CE only
+    assert m["fm"] or m["at"] or m["lwf"] or torch.allclose(loss, F.cross_entropy(logits, y))  # scratch: CE only
 
 
 def test_multi_source_l2t_ww_pairs_both_sources(tmp_path):
     trainer = run(tmp_path, method="l2t-ww", sources=2, max_iters=2)
     assert len(trainer.pairs) == 30 and max(m for m, _ in trainer.pairs) >= 9  # second source's maps
     trainer.fit(progress=False)
-    named = run(tmp_path, "named", method="l2t-ww", sources=2, pairs="one-to-one").pairs   # a name: per source too
-    assert len(named) == 6 and named[3:] == [(m + 9, n) for m, n in named[:3]]   # resnet20 has 9 maps
+    named = run(tmp_path, "named", method="l2t-ww", sources=2, pairs="one-to-one").pairs  # a name: per source too
+    assert len(named) == 6 and named[3:] == [(m + 9, n) for m, n in named[:3]]  # resnet20 has 9 maps
 
 
 def test_beta_zero_l2t_ww_equals_scratch_step_for_step(tmp_path):
@@ -108,6 +117,7 @@ def test_the_trainer_puts_algorithm_1s_meta_gradient_on_phi(tmp_path):
     import copy
 
     from l2t.lookahead import meta_gradient
+
     trainer = run(tmp_path, method="l2t-ww", lr=0.05, beta=0.7, T=3)
     reference = {}
     meta = Trainer.meta
@@ -115,9 +125,10 @@ def test_the_trainer_puts_algorithm_1s_meta_gradient_on_phi(tmp_path):
     def checked(self, x, y, s_feats, what_w, where_l, lr=None):
         model, regressors = copy.deepcopy(self.model), copy.deepcopy(self.regressors)
         what, where = copy.deepcopy(self.what), copy.deepcopy(self.where)
-        sgd = torch.optim.SGD(list(model.parameters()) + list(regressors.parameters()), lr=0.05, momentum=0.9,
-                              weight_decay=1e-4)
-        sgd.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))   # theta_0's momentum buffers
+        sgd = torch.optim.SGD(
+            list(model.parameters()) + list(regressors.parameters()), lr=0.05, momentum=0.9, weight_decay=1e-4
+        )
+        sgd.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))  # theta_0's momentum buffers
         outer, _ = meta_gradient(model, regressors, s_feats, x, y, what(s_feats), where(s_feats), sgd, 0.7, 3)
         reference["grads"] = torch.autograd.grad(outer, list(what.parameters()) + list(where.parameters()))
         return meta(self, x, y, s_feats, what_w, where_l, lr)
@@ -141,7 +152,7 @@ def test_meta_every_k_moves_phi_only_on_every_kth_iteration(tmp_path):
         before = [p.detach().clone() for p in phi]
         trainer.step(*next(batches))
         moved.append(any(not torch.equal(a, b) for a, b in zip(phi, before)))
-    assert moved == [True, False]   # iteration 0 updates phi, iteration 1 does not
+    assert moved == [True, False]  # iteration 0 updates phi, iteration 1 does not
 
 
 def test_an_exact_step_does_no_repeated_work(tmp_path):
@@ -152,8 +163,10 @@ def test_an_exact_step_does_no_repeated_work(tmp_path):
     for T in (1, 2, 3):
         trainer = run(tmp_path, f"T{T}", method="l2t-ww", T=T)
         calls = {"source": 0, "target": 0}
+
         def counting(name):
             return lambda *_: calls.update({name: calls[name] + 1})
+
         trainer.sources[0].register_forward_pre_hook(counting("source"))
         trainer.model.register_forward_pre_hook(counting("target"))
         x, y = next(iter(trainer.train_loader))
@@ -173,7 +186,7 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypa
     def dies_in_epoch_two(self, *a, **k):
         calls["n"] += 1
         if calls["n"] == 1:
-            time.sleep(2.0)     # a slow first epoch: its time must survive the kill
+            time.sleep(2.0)  # a slow first epoch: its time must survive the kill
         if calls["n"] == 2:
             raise KeyboardInterrupt("killed")
         return original(self, *a, **k)
@@ -187,7 +200,7 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypa
     assert resumed["test_acc"] == full["test_acc"] and resumed["best_val_epoch"] == full["best_val_epoch"]
     assert [r["epoch"] for r in resumed["curves"]] == [0, 1, 2] and "lambda" in resumed["curves"][-1]
     elapsed = [r["elapsed_s"] for r in resumed["curves"]]
-    assert elapsed[0] > 2.0 and elapsed == sorted(elapsed) and resumed["wall_time_s"] >= elapsed[-1]   # across the kill
+    assert elapsed[0] > 2.0 and elapsed == sorted(elapsed) and resumed["wall_time_s"] >= elapsed[-1]  # across the kill
 
 
 def test_resume_between_checkpoints_redoes_the_epochs_after_it_and_survives_a_cut_metrics_row(tmp_path, monkeypatch):
@@ -207,18 +220,18 @@ def test_resume_between_checkpoints_redoes_the_epochs_after_it_and_survives_a_cu
         run(tmp_path, "killed", method="fm-one-to-one", epochs=4, ckpt_every=2).fit(progress=False)
     monkeypatch.setattr(Trainer, "_train_epoch", original)
     rows = tmp_path / "killed" / "metrics.jsonl"
-    assert len(rows.read_text().splitlines()) == 3   # epochs 0-2 written; the checkpoint holds epoch 2
+    assert len(rows.read_text().splitlines()) == 3  # epochs 0-2 written; the checkpoint holds epoch 2
     with open(rows, "a") as f:
-        f.write('{"epoch": 3, "train_lo')   # a row the kill cut off mid-write
+        f.write('{"epoch": 3, "train_lo')  # a row the kill cut off mid-write
     resumed = run(tmp_path, "killed", method="fm-one-to-one", epochs=4, ckpt_every=2).fit(resume=True, progress=False)
-    assert metrics(tmp_path / "killed") == metrics(tmp_path / "full")   # epoch 2 redone once, the cut row dropped
+    assert metrics(tmp_path / "killed") == metrics(tmp_path / "full")  # epoch 2 redone once, the cut row dropped
     assert resumed["test_acc"] == full["test_acc"]
 
 
 def test_result_scores_the_best_validation_weights_not_the_last(tmp_path, monkeypatch):
     """test_acc in result.json is the test accuracy of the weights of the best-validation epoch."""
     trainer = run(tmp_path, method="scratch", epochs=3)
-    scores, states = iter([50.0, 80.0, 20.0]), []   # validation accuracy of epochs 0, 1, 2: the best is epoch 1
+    scores, states = iter([50.0, 80.0, 20.0]), []  # validation accuracy of epochs 0, 1, 2: the best is epoch 1
     accuracy = Trainer.accuracy
 
     def scripted(self, part, labels=None, state=None):
@@ -238,8 +251,8 @@ def test_result_scores_the_best_validation_weights_not_the_last(tmp_path, monkey
     monkeypatch.setattr(Trainer, "predict", spied)
     result = trainer.fit(progress=False)
     assert result["best_val_epoch"] == 1 and result["best_val_acc"] == 80.0
-    assert len(scored) == 1 and all(torch.equal(scored[0][k], v) for k, v in states[1].items())   # epoch 1's weights
-    assert any(not torch.equal(states[1][k], v) for k, v in trainer.model.state_dict().items())   # not the last
+    assert len(scored) == 1 and all(torch.equal(scored[0][k], v) for k, v in states[1].items())  # epoch 1's weights
+    assert any(not torch.equal(states[1][k], v) for k, v in trainer.model.state_dict().items())  # not the last
     assert result["test_acc"] == accuracy(trainer, trainer.data["test"], state=states[1])
 
 
@@ -247,26 +260,28 @@ def test_a_checkpoint_resumes_only_its_own_run_and_starting_over_moves_it_aside(
     run(tmp_path, method="scratch", epochs=2).fit(progress=False)
     ckpt = tmp_path / "run" / "checkpoint.pt"
     with pytest.raises(ValueError, match="holds another run \\(epochs=2 there, 3 here\\)"):
-        run(tmp_path, method="scratch", epochs=3).fit(resume=True, progress=False)   # not T_max=2 in 3 epochs
+        run(tmp_path, method="scratch", epochs=3).fit(resume=True, progress=False)  # not T_max=2 in 3 epochs
     run(tmp_path, method="scratch", epochs=2, device="cpu", workers=0).fit(resume=True, progress=False)  # how, not what
 
     def killed(self, *a, **k):
         raise KeyboardInterrupt("killed before the first save")
+
     monkeypatch.setattr(Trainer, "_train_epoch", killed)
-    with pytest.raises(KeyboardInterrupt):   # a new run in the same folder, the old one moved aside
+    with pytest.raises(KeyboardInterrupt):  # a new run in the same folder, the old one moved aside
         run(tmp_path, method="scratch", epochs=3).fit(progress=False, overwrite=True)
-    assert not ckpt.exists()   # so a later --resume cannot continue the old run's weights
+    assert not ckpt.exists()  # so a later --resume cannot continue the old run's weights
     assert len(list((tmp_path / "run").glob("replaced-*/checkpoint.pt"))) == 1
 
 
 def test_a_slow_run_checkpoints_by_time_between_its_checkpoint_epochs(tmp_path, monkeypatch):
     import l2t.train as train
+
     saved = []
     monkeypatch.setattr(Trainer, "save", lambda self, path: saved.append(self.epoch))
     run(tmp_path, "fast", method="scratch", epochs=4, ckpt_every=100).fit(progress=False)
-    assert saved == [4]   # only the last epoch: every 100th epoch never comes, and the run is fast
+    assert saved == [4]  # only the last epoch: every 100th epoch never comes, and the run is fast
     saved.clear()
-    monkeypatch.setattr(train, "CKPT_SECONDS", 0.0)   # now every epoch takes "too long" since the last save
+    monkeypatch.setattr(train, "CKPT_SECONDS", 0.0)  # now every epoch takes "too long" since the last save
     run(tmp_path, "slow", method="scratch", epochs=4, ckpt_every=100).fit(progress=False)
     assert saved == [1, 2, 3, 4]
 
@@ -295,7 +310,7 @@ def test_nonfinite_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_
     step = Trainer.step
 
     def diverging_from_epoch_two(self, x, y):
-        if self.epoch == 2:   # a learning rate far too large, from the third epoch on
+        if self.epoch == 2:  # a learning rate far too large, from the third epoch on
             self.optimizer.param_groups[0]["lr"] = 1e30
         return step(self, x, y)
 
@@ -312,7 +327,7 @@ def test_bad_method_and_device_are_clear_errors(tmp_path):
         run(tmp_path, method="l2t")
     with pytest.raises(ValueError, match="device must be"):
         run(tmp_path, method="scratch", device="tpu")
-    with pytest.raises(ValueError, match="scratch matches none"):   # used to fail with an IndexError
+    with pytest.raises(ValueError, match="scratch matches none"):  # used to fail with an IndexError
         run(tmp_path, method="scratch", pairs="4-0")
     # data settings fail before any image is read (no data here): a typo is not silently another split,
     # and 0 images per class is not silently the whole training set
@@ -331,18 +346,25 @@ def test_bad_method_and_device_are_clear_errors(tmp_path):
 
 def test_a_run_trained_with_cuda_graphs_loads_for_inspection_on_a_cpu(tmp_path):
     from l2t.inspect import load_run
+
     run(tmp_path, method="scratch", max_iters=1).fit(progress=False)
     config = tmp_path / "run" / "config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "cuda_graph": True, "device": "cuda"}))
-    trainer = load_run(tmp_path / "run", data=tiny_data())   # used to raise "--cuda-graph needs a CUDA device"
+    trainer = load_run(tmp_path / "run", data=tiny_data())  # used to raise "--cuda-graph needs a CUDA device"
     assert trainer.device.type == "cpu" and trainer.graphed is None and trainer.iteration == 1
-
 
 
 def meta_gradient_of_one_step(tmp_path, precision, lr):
     """phi's gradient after one L2T-ww iteration from a fixed float32 initialisation, as float64."""
-    cfg = Config(method="l2t-ww", sources=["resnet20:random"], batch_size=12, device="cpu", lr=lr,
-                 bf16=precision == "bf16", out=str(tmp_path / precision))
+    cfg = Config(
+        method="l2t-ww",
+        sources=["resnet20:random"],
+        batch_size=12,
+        device="cpu",
+        lr=lr,
+        bf16=precision == "bf16",
+        out=str(tmp_path / precision),
+    )
     trainer = Trainer(cfg, data=tiny_data(12), sources=tiny_sources())
     x, y = next(iter(trainer.train_loader))
     if precision == "fp64":
@@ -361,11 +383,13 @@ def test_bf16_first_order_parts_keep_the_meta_gradient_within_tolerance(tmp_path
     # initialisation the lookahead is unstable and even float32 is off by more than 100 % (see benchmarks/).
     reference = meta_gradient_of_one_step(tmp_path, "fp64", 0.01)
     error = lambda g: float((g - reference).norm() / reference.norm())
-    fp32, bf16 = (error(meta_gradient_of_one_step(tmp_path, "fp32", 0.01)),
-                  error(meta_gradient_of_one_step(tmp_path, "bf16", 0.01)))
+    fp32, bf16 = (
+        error(meta_gradient_of_one_step(tmp_path, "fp32", 0.01)),
+        error(meta_gradient_of_one_step(tmp_path, "bf16", 0.01)),
+    )
     assert fp32 < 0.10, fp32
     assert 0 < bf16 < 0.30, bf16
-    assert bf16 > 2 * fp32, (bf16, fp32)   # bf16 really ran: an ignored flag would give float32's error
+    assert bf16 > 2 * fp32, (bf16, fp32)  # bf16 really ran: an ignored flag would give float32's error
 
 
 def test_cuda_graph_option_needs_a_gpu(tmp_path):
@@ -384,6 +408,7 @@ def test_authors_bn_updates_move_running_statistics_a_second_time_at_theta_0(tmp
     from torch import nn
 
     from l2t.lookahead import lookahead_batch_norm
+
     torch.set_default_dtype(torch.float64)
     try:
         once = run(tmp_path, "once", method=method)
@@ -395,7 +420,7 @@ def test_authors_bn_updates_move_running_statistics_a_second_time_at_theta_0(tmp
         bns = {k: m for k, m in once.model.named_modules() if isinstance(m, nn.BatchNorm2d)}
         inputs = {}
         hooks = [m.register_forward_pre_hook(lambda mod, a, k=k: inputs.__setitem__(k, a[0])) for k, m in bns.items()]
-        with torch.no_grad(), lookahead_batch_norm(once.model):   # theta_0's batch statistics, nothing moved
+        with torch.no_grad(), lookahead_batch_norm(once.model):  # theta_0's batch statistics, nothing moved
             once.model(x)
         for h in hooks:
             h.remove()
@@ -414,17 +439,22 @@ def test_authors_bn_updates_move_running_statistics_a_second_time_at_theta_0(tmp
     if repeated:
         for a, b in zip(once.meta_optimizer.param_groups[0]["params"], twice.meta_optimizer.param_groups[0]["params"]):
             assert torch.equal(a, b)
-        assert any(not torch.equal(a, state[f"{k}.running_mean"]) for k, a in
-                   ((k, bn.running_mean) for k, bn in bns.items()))
+        assert any(
+            not torch.equal(a, state[f"{k}.running_mean"]) for k, a in ((k, bn.running_mean) for k, bn in bns.items())
+        )
 
 
 def test_bn_updates_is_checked_recorded_and_named(tmp_path):
     from l2t.reproduce import run_id
+
     with pytest.raises(ValueError, match="bn-updates must be one of once, authors"):
         Config(bn_updates="twice")
-    assert run_id(Config(method="l2t-ww", samples_per_class=10, bn_updates="authors")) == \
-        "l2t-ww-n10-s0-lr0.1-bnauthors"
-    assert run_id(Config(method="fm-all-to-all", samples_per_class=10, bn_updates="authors")) == \
-        "fm-all-to-all-n10-s0-lr0.1"   # nothing to repeat without a meta-step
+    assert (
+        run_id(Config(method="l2t-ww", samples_per_class=10, bn_updates="authors")) == "l2t-ww-n10-s0-lr0.1-bnauthors"
+    )
+    assert (
+        run_id(Config(method="fm-all-to-all", samples_per_class=10, bn_updates="authors"))
+        == "fm-all-to-all-n10-s0-lr0.1"
+    )  # nothing to repeat without a meta-step
     result = run(tmp_path, method="l2t-ww", bn_updates="authors", max_iters=1).fit(progress=False)
     assert result["config"]["bn_updates"] == "authors" and result["cpu_capability"]

@@ -12,6 +12,7 @@ and ``torchvision-md5.json``: torchvision checks its batch files against the md5
 download, which a rewritten copy cannot match, so ``tests/torchvision_site/sitecustomize.py`` swaps in
 these sums (``L2T_TORCHVISION_MD5``); every other line of torchvision's loading runs as on a reader's machine.
 """
+
 import hashlib
 import json
 import pickle
@@ -36,8 +37,12 @@ def perturbed(images, labels, rng):
 
 def write_batch(path, images, labels, name):
     """One torchvision/CIFAR batch file: rows of 3,072 bytes (R, G, B planes), labels, file names."""
-    entry = {"batch_label": name, "labels": [int(v) for v in labels], "data": images.reshape(len(images), -1),
-             "filenames": [f"{i:05d}.png" for i in range(len(images))]}   # str keys, as torchvision reads them
+    entry = {
+        "batch_label": name,
+        "labels": [int(v) for v in labels],
+        "data": images.reshape(len(images), -1),
+        "filenames": [f"{i:05d}.png" for i in range(len(images))],
+    }  # str keys, as torchvision reads them
     with open(path, "wb") as f:
         pickle.dump(entry, f, protocol=2)
     return hashlib.md5(path.read_bytes()).hexdigest()
@@ -51,7 +56,7 @@ def main(src, dst, seed=0):
     md5 = {}
     for train in (True, False):
         dataset = load_dataset("cifar10", train=train, root=src, download=False)
-        images, labels = (t.numpy() for t in decode(dataset, range(len(dataset))))   # [N, 3, 32, 32] uint8
+        images, labels = (t.numpy() for t in decode(dataset, range(len(dataset))))  # [N, 3, 32, 32] uint8
         images, labels = perturbed(images, labels, rng)
         if train:
             for name, part in zip(BATCHES, np.array_split(np.arange(len(images)), len(BATCHES))):

@@ -1,4 +1,5 @@
 """Networks used in the paper; every model's ``forward`` returns ``(logits, features)``."""
+
 from .resnet_cifar import CifarResNet
 from .resnet_imagenet import TorchvisionResNet
 from .source import PAPER_SOURCE_SHA256, PAPER_SOURCE_URL, load_source
@@ -33,7 +34,7 @@ def image_size(name):
 def build_source(arch, path, sha256=None):
     """A frozen source: ``path`` a checkpoint in the paper's format (checked against ``sha256`` when given),
     ``None`` the paper's own, or ``imagenet``."""
-    if path == "imagenet":   # torchvision's ImageNet weights (downloaded when online)
+    if path == "imagenet":  # torchvision's ImageNet weights (downloaded when online)
         return build_model(arch, 1000, pretrained=True).eval().requires_grad_(False)
     return load_source(path, arch, expected_sha256=sha256)
 
@@ -48,5 +49,16 @@ def source_specs(specs):
     return out
 
 
-__all__ = ["CifarResNet", "VGG", "TorchvisionResNet", "MODELS", "build_model", "image_size",
-           "load_source", "build_source", "source_specs", "PAPER_SOURCE_SHA256", "PAPER_SOURCE_URL"]
+__all__ = [
+    "CifarResNet",
+    "VGG",
+    "TorchvisionResNet",
+    "MODELS",
+    "build_model",
+    "image_size",
+    "load_source",
+    "build_source",
+    "source_specs",
+    "PAPER_SOURCE_SHA256",
+    "PAPER_SOURCE_URL",
+]

@@ -5,6 +5,7 @@ Layout: ``conv1`` (3x3, bias) - ``bn1`` - ReLU - ``block1`` - ``blocks2`` - ``bl
 Candidate feature maps (paper, Section 3): the output of ``block1`` and of every later residual block,
 so 3n maps for ResNet(6n+2); for ResNet32 (n=5) 15 maps, and indices 4, 9, 14 end the three stages.
 """
+
 import math
 
 import torch

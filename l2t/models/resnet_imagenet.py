@@ -6,6 +6,7 @@ max-pool (64@112); here it is after it. No ready-made pair set uses map 0 (they 
 paper's recipes are the same either way; only a hand-written ``--pairs`` with index 0 differs.
 The torchvision module is used as is (composition, not a copy of its code).
 """
+
 import torch
 import torchvision
 from torch import nn

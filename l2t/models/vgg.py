@@ -4,6 +4,7 @@ cfg ``64,M,128,M,256,256,M,512,512,M,512,512,M``; each number is conv3x3-BN-ReLU
 then global average pooling and one linear classifier. Candidate feature maps: the 5 maps just before
 each max-pool (64@32, 128@16, 256@8, 512@4, 512@2 for 32x32 input).
 """
+
 import torch
 from torch import nn
 

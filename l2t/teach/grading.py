@@ -6,6 +6,7 @@ disagreement) and returns True or False. A longer exercise is graded by ``staged
 order, one line each. A function that raises, returns ``None`` (the blank template's ``...``) or returns the
 wrong shape fails with that reason; nothing a student writes can crash the grader.
 """
+
 import torch
 
 from ..baselines import at_loss
@@ -59,8 +60,10 @@ def differs(got, want, label, rtol=1e-6, atol=1e-8):
     if want.dim() == 0:
         return f"{label}: {got.item():.6g} instead of {want.item():.6g}"
     first = tuple(int(i) for i in far.nonzero()[0])
-    return (f"{label}: at index {first[0] if len(first) == 1 else first} {got[first].item():.6g} instead of "
-            f"{want[first].item():.6g} ({int(far.sum())} of {want.numel()} entries differ)")
+    return (
+        f"{label}: at index {first[0] if len(first) == 1 else first} {got[first].item():.6g} instead of "
+        f"{want[first].item():.6g} ({int(far.sum())} of {want.numel()} entries differ)"
+    )
 
 
 def _identity_regressor(channels):
@@ -79,15 +82,20 @@ def check_matching_loss(fn):
     def case(b, c, h, w, uniform=False):
         def check():
             r_t, s = (torch.randn(b, c, h, w, generator=gen, dtype=torch.float64) for _ in range(2))
-            weights = (torch.full((b, c), 1 / c, dtype=torch.float64) if uniform else
-                       torch.softmax(2 * torch.randn(b, c, generator=gen, dtype=torch.float64), 1))
+            weights = (
+                torch.full((b, c), 1 / c, dtype=torch.float64)
+                if uniform
+                else torch.softmax(2 * torch.randn(b, c, generator=gen, dtype=torch.float64), 1)
+            )
             errors = _identity_regressor(c)({0: s}, {0: r_t})
             want = wfm_loss(errors, what=[weights], beta=1.0).detach()
             return differs(fn(r_t, s, weights), want, f"shapes B, C, H, W = {b}, {c}, {h}, {w}")
+
         return check
 
-    return report("matching loss (Eq. 2)", [case(4, 5, 3, 3), case(2, 8, 4, 6), case(6, 3, 2, 2, uniform=True),
-                                            case(1, 16, 8, 8)])
+    return report(
+        "matching loss (Eq. 2)", [case(4, 5, 3, 3), case(2, 8, 4, 6), case(6, 3, 2, 2, uniform=True), case(1, 16, 8, 8)]
+    )
 
 
 def check_where(fn):
@@ -104,6 +112,7 @@ def check_where(fn):
             want = where({0: s})[0].detach()
             got = fn(s, where.nets[0].weight.detach().clone(), where.nets[0].bias.detach().clone())
             return differs(got, want, f"{b} images, {c} channels, maps of scale {scale}")
+
         return check
 
     # scale 10 pushes g's output below 0 and above 6, where ReLU6 clips
@@ -121,25 +130,26 @@ def check_sgd_step(fn):
         def check():
             shapes = [(3, 2), (4,)]
             params = [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
-            grads = [torch.randn(shapes[0], generator=gen, dtype=torch.float64), None]   # the second: not reached
+            grads = [torch.randn(shapes[0], generator=gen, dtype=torch.float64), None]  # the second: not reached
             bufs = [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
             copies = [p.clone().requires_grad_() for p in params]
             opt = torch.optim.SGD(copies, lr=lr, momentum=mu, weight_decay=wd)
             for q, b, g in zip(copies, bufs, grads):
                 opt.state[q]["momentum_buffer"] = b.clone()
-                q.grad = torch.zeros_like(q) if g is None else g.clone()   # zero_grad(set_to_none=False)
+                q.grad = torch.zeros_like(q) if g is None else g.clone()  # zero_grad(set_to_none=False)
             opt.step()
             out = fn(params, grads, bufs, lr, mu, wd)
             if not isinstance(out, (tuple, list)) or len(out) != 2:
                 return f"returned {out!r:.60}, expected (new_params, new_bufs)"
             for k, q in enumerate(copies):
                 unreached = " (its grad is None)" if grads[k] is None else ""
-                problem = (differs(out[0][k], q.detach(), f"parameter {k}{unreached}", 1e-12) or
-                           differs(out[1][k], opt.state[q]["momentum_buffer"], f"momentum buffer {k}{unreached}",
-                                   1e-12))
+                problem = differs(out[0][k], q.detach(), f"parameter {k}{unreached}", 1e-12) or differs(
+                    out[1][k], opt.state[q]["momentum_buffer"], f"momentum buffer {k}{unreached}", 1e-12
+                )
                 if problem:
                     return f"lr {lr:g}, momentum {mu:g}, weight decay {wd:g}: {problem}"
             return None
+
         return check
 
     return report("SGD step (torch.optim.SGD)", [case(0.1, 0.9, 1e-2), case(0.5, 0.5, 0.0), case(0.01, 0.99, 0.1)])
@@ -174,8 +184,10 @@ def check_lookahead(fn):
                 return problem
             grads = torch.autograd.grad(outer, p.phi(), allow_unused=True) if outer.requires_grad else [None]
             if all(g is None or not g.any() for g in grads):
-                return (f"T = {T}: the result does not depend on phi (were the steps' gradients taken with "
-                        "create_graph=True, and w and lambda left attached?)")
+                return (
+                    f"T = {T}: the result does not depend on phi (were the steps' gradients taken with "
+                    "create_graph=True, and w and lambda left attached?)"
+                )
             grads = [torch.zeros_like(q) if g is None else g for q, g in zip(p.phi(), grads)]
             v = random_direction(p, gen)
             analytic = directional_derivative(grads, v)
@@ -183,6 +195,7 @@ def check_lookahead(fn):
             if abs(analytic - fd) > 1e-6 * abs(fd) + 1e-12:
                 return f"T = {T}: grad_phi . v = {analytic:+.6e}, finite differences give {fd:+.6e}"
             return None
+
         return check
 
     return report("lookahead meta-gradient (Alg. 1, finite differences)", [case(0, 1), case(0, 2), case(1, 2)])
@@ -198,10 +211,12 @@ def check_attention_loss(fn):
             t = torch.randn(b, ct, h, w, generator=gen, dtype=torch.float64)
             want = at_loss({0: s}, {0: t}, [(0, 0)], beta=beta)
             return differs(fn(s, t, beta), want, f"source {cs} channels, target {ct}, {h}x{w}, beta {beta:g}")
+
         return check
 
-    return report("attention transfer loss", [case(4, 16, 64, 8, 8, 1e3), case(2, 3, 5, 4, 6, 1.0),
-                                               case(8, 32, 32, 2, 2, 50.0)])
+    return report(
+        "attention transfer loss", [case(4, 16, 64, 8, 8, 1e3), case(2, 3, 5, 4, 6, 1.0), case(8, 32, 32, 2, 2, 50.0)]
+    )
 
 
 def check_paired(fn):
@@ -212,19 +227,23 @@ def check_paired(fn):
         def check():
             acc = (30 + 5 * torch.rand(2, len(seeds), generator=gen, dtype=torch.float64)).tolist()
             a = dict(zip(seeds, acc[0]))
-            b = dict(reversed(list(zip(seeds, acc[1]))))     # another order: pair by seed, not by position
-            a.update(extra)                                  # a seed only a has cannot be paired
+            b = dict(reversed(list(zip(seeds, acc[1]))))  # another order: pair by seed, not by position
+            a.update(extra)  # a seed only a has cannot be paired
             want = paired_interval([a[s] - b[s] for s in seeds], level)
             got = fn(a, b, level)
             if got is None:
                 return "returned None (is the function still the template's `...`?)"
             if not isinstance(got, (tuple, list)) or len(got) != 3:
                 return f"returned {got!r}, expected (mean, low, high)"
-            return differs(torch.tensor(got, dtype=torch.float64),
-                           torch.tensor([want["mean"], want["low"], want["high"]], dtype=torch.float64),
-                           f"seeds {seeds}" + (f" (a also has seed {list(extra)})" if extra else "")
-                           + f", level {level}")
+            return differs(
+                torch.tensor(got, dtype=torch.float64),
+                torch.tensor([want["mean"], want["low"], want["high"]], dtype=torch.float64),
+                f"seeds {seeds}" + (f" (a also has seed {list(extra)})" if extra else "") + f", level {level}",
+            )
+
         return check
 
-    return report("paired differences with a t-interval", [case([0, 1, 2], {}, 0.95), case([0, 1], {}, 0.95),
-                                                            case([3, 1, 0, 2], {7: 31.0}, 0.9)])
+    return report(
+        "paired differences with a t-interval",
+        [case([0, 1, 2], {}, 0.95), case([0, 1], {}, 0.95), case([3, 1, 0, 2], {7: 31.0}, 0.9)],
+    )

@@ -7,6 +7,7 @@ Both are checked on the committed results folder, whose reference is computed af
 keep landing there), and on a small folder made here: valid runs beside a suffixed variant, a recipe check,
 a renamed copy and a summary, so that every rule is checked whichever runs have landed.
 """
+
 import json
 import math
 import random
@@ -22,19 +23,31 @@ from .grading import staged
 
 # run families of the committed folder: plain files with -kept and -bnauthors files beside them, a family
 # with plain and -kept seeds, one with only suffixed files (so none of its own), and baselines
-FAMILIES = [("l2t-ww", 10, 0.01), ("l2t-ww", 25, 0.03), ("l2t-ww", 10, 0.03), ("fm-all-to-all", 25, 0.03),
-            ("fm-all-to-all", 10, 0.01), ("l2t-ww", 100, 0.01)]
+FAMILIES = [
+    ("l2t-ww", 10, 0.01),
+    ("l2t-ww", 25, 0.03),
+    ("l2t-ww", 10, 0.03),
+    ("fm-all-to-all", 25, 0.03),
+    ("fm-all-to-all", 10, 0.01),
+    ("l2t-ww", 100, 0.01),
+]
 
 # the made-up folder: (method, N, lr, seeds) of its plain runs; at N = 10, lr 0.01 the two methods share
 # seeds 2 and 3 only, at N = 25 only seed 0 (no interval)
-MADE_UP = [("l2t-ww", 10, 0.01, (0, 2, 3)), ("l2t-ww", 10, 0.03, (0, 1, 2)), ("l2t-ww", 25, 0.01, (0,)),
-           ("fm-all-to-all", 10, 0.01, (1, 2, 3)), ("fm-all-to-all", 10, 0.03, (0, 1, 2)),
-           ("fm-all-to-all", 25, 0.01, (0, 1))]
-OTHER_PROTOCOLS = [dict(method="l2t-ww", samples_per_class=10, seed=1, lookahead_unreached="kept"),   # -kept
-                   dict(method="l2t-ww", samples_per_class=10, seed=0, bn_updates="authors"),         # -bnauthors
-                   dict(method="fm-all-to-all", samples_per_class=10, seed=0, max_iters=5)]           # -it5
-MADE_UP_FAMILIES = [("l2t-ww", 10, 0.01), ("fm-all-to-all", 10, 0.01), ("l2t-ww", 10, 0.03),
-                    ("l2t-ww", 25, 0.03)]
+MADE_UP = [
+    ("l2t-ww", 10, 0.01, (0, 2, 3)),
+    ("l2t-ww", 10, 0.03, (0, 1, 2)),
+    ("l2t-ww", 25, 0.01, (0,)),
+    ("fm-all-to-all", 10, 0.01, (1, 2, 3)),
+    ("fm-all-to-all", 10, 0.03, (0, 1, 2)),
+    ("fm-all-to-all", 25, 0.01, (0, 1)),
+]
+OTHER_PROTOCOLS = [
+    dict(method="l2t-ww", samples_per_class=10, seed=1, lookahead_unreached="kept"),  # -kept
+    dict(method="l2t-ww", samples_per_class=10, seed=0, bn_updates="authors"),  # -bnauthors
+    dict(method="fm-all-to-all", samples_per_class=10, seed=0, max_iters=5),
+]  # -it5
+MADE_UP_FAMILIES = [("l2t-ww", 10, 0.01), ("fm-all-to-all", 10, 0.01), ("l2t-ww", 10, 0.03), ("l2t-ww", 25, 0.03)]
 
 NONE = "returned None (is the function still the template's `...`?)"
 
@@ -61,8 +74,11 @@ def library_accuracies(folder, method, n, lr):
 
 def library_table(folder, a="l2t-ww", b="fm-all-to-all"):
     """(N, lr) -> (mean, low, high, seeds) of ``a`` minus ``b`` (``report.paired``) where they share >= 2 seeds."""
-    cells = {(r["config"]["samples_per_class"], r["config"]["lr"]) for r in load_results(folder)
-             if r["config"]["method"] in (a, b) and r["config"].get("samples_per_class")}
+    cells = {
+        (r["config"]["samples_per_class"], r["config"]["lr"])
+        for r in load_results(folder)
+        if r["config"]["method"] in (a, b) and r["config"].get("samples_per_class")
+    }
     table = {}
     for n, lr in cells:
         p = paired(runs(folder, a, n, lr), runs(folder, b, n, lr))
@@ -83,9 +99,12 @@ def accuracies_problem(got, want, label):
         return f"{label}: returned a {type(got).__name__}, expected a dict seed -> test accuracy"
     if set(got) != set(want):
         extra = [s for s in _seeds(got) if s not in want]
-        why = (f"seed {extra[0]!r} has no plain result of this family: a file with a suffix after the lr "
-               "(-kept, -bnauthors, -it5), a copy named after another seed, or another family?" if extra
-               else "a plain result file of this family was not read")
+        why = (
+            f"seed {extra[0]!r} has no plain result of this family: a file with a suffix after the lr "
+            "(-kept, -bnauthors, -it5), a copy named after another seed, or another family?"
+            if extra
+            else "a plain result file of this family was not read"
+        )
         return f"{label}: seeds {_seeds(got)}, expected {sorted(want)} ({why})"
     for s in sorted(want):
         if not isinstance(got[s], (int, float)) or not math.isclose(got[s], want[s], rel_tol=1e-9):
@@ -104,8 +123,10 @@ def table_problem(got, want, label):
         return f"{label}: no entry for (N, lr) = {missing[0]}, where the two methods share {want[missing[0]][3]} seeds"
     extra = sorted((k for k in got if k not in want), key=repr)
     if extra:
-        return (f"{label}: an entry for {extra[0]!r}; the keys are (N, lr) where the two methods share at "
-                "least two seeds (one paired seed has no interval)")
+        return (
+            f"{label}: an entry for {extra[0]!r}; the keys are (N, lr) where the two methods share at "
+            "least two seeds (one paired seed has no interval)"
+        )
     for (n, lr), row in sorted(want.items()):
         mine = got[(n, lr)]
         if not isinstance(mine, (tuple, list)) or len(mine) != 4:
@@ -120,12 +141,15 @@ def table_problem(got, want, label):
 def check_experiment(accuracies, comparison, folder):
     """Exercise 8 (chapter 08): ``accuracies`` and ``comparison`` against the library, on ``folder`` and a made-up
     one (stage 1: reading the runs, stage 2: the paired table)."""
-    real = f"{Path(folder).parent.name}/{Path(folder).name}"   # results/figure5-quick
+    real = f"{Path(folder).parent.name}/{Path(folder).name}"  # results/figure5-quick
 
     def reading(where, path, families):
         for method, n, lr in families:
-            problem = accuracies_problem(accuracies(path, method, n, lr), library_accuracies(path, method, n, lr),
-                                         f"{where}, {method}, N = {n}, lr {lr:g}")
+            problem = accuracies_problem(
+                accuracies(path, method, n, lr),
+                library_accuracies(path, method, n, lr),
+                f"{where}, {method}, N = {n}, lr {lr:g}",
+            )
             if problem:
                 return problem
         return None
@@ -133,14 +157,26 @@ def check_experiment(accuracies, comparison, folder):
     def comparing(where, path, a="l2t-ww", b="fm-all-to-all"):
         try:
             got = comparison(path, a, b)
-        except statistics.StatisticsError as e:   # what exercise 7's solution raises on one paired seed
+        except statistics.StatisticsError as e:  # what exercise 7's solution raises on one paired seed
             return f"{where}, {a} minus {b}: raised StatisticsError: {e} (an (N, lr) with one shared seed?)"
         return table_problem(got, library_table(path, a, b), f"{where}, {a} minus {b}")
 
     with tempfile.TemporaryDirectory() as tmp:
         made = make_folder(tmp)
-        return staged("the experiment question (L2T-ww against fm-all-to-all)", [
-            ("reading the runs", lambda: reading(real, folder, FAMILIES) or
-             reading("a made-up folder", made, MADE_UP_FAMILIES)),
-            ("the paired comparison", lambda: comparing(real, folder) or comparing("a made-up folder", made) or
-             comparing("a made-up folder", made, "fm-all-to-all", "l2t-ww"))])
+        return staged(
+            "the experiment question (L2T-ww against fm-all-to-all)",
+            [
+                (
+                    "reading the runs",
+                    lambda: reading(real, folder, FAMILIES) or reading("a made-up folder", made, MADE_UP_FAMILIES),
+                ),
+                (
+                    "the paired comparison",
+                    lambda: (
+                        comparing(real, folder)
+                        or comparing("a made-up folder", made)
+                        or comparing("a made-up folder", made, "fm-all-to-all", "l2t-ww")
+                    ),
+                ),
+            ],
+        )

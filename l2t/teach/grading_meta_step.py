@@ -6,6 +6,7 @@ float64 toy problem. Stale gradients are left on theta (stage 1) and on phi (sta
 would leave them, so that a step which does not clear them shows. The tolerance (1e-9 relative) leaves room
 only for the student's own lookahead rounding differently from the library's, never for a wrong step.
 """
+
 import torch
 
 from .grading import differs, staged
@@ -18,14 +19,16 @@ TEMPLATE = "returned None (is it still the template's `...`, or is its `return` 
 
 def _theta(problem):
     """theta by name: the target's parameters, then the regressors' (the optimizer's order)."""
-    return ([(f"target {n}", q) for n, q in problem.target.named_parameters()] +
-            [(f"regressors {n}", q) for n, q in problem.regressors.named_parameters()])
+    return [(f"target {n}", q) for n, q in problem.target.named_parameters()] + [
+        (f"regressors {n}", q) for n, q in problem.regressors.named_parameters()
+    ]
 
 
 def _phi(problem):
     """phi by name: the what-network's parameters, then the where-network's (``problem.phi()``'s order)."""
-    return ([(f"what {n}", q) for n, q in problem.what.named_parameters()] +
-            [(f"where {n}", q) for n, q in problem.where.named_parameters()])
+    return [(f"what {n}", q) for n, q in problem.what.named_parameters()] + [
+        (f"where {n}", q) for n, q in problem.where.named_parameters()
+    ]
 
 
 def _buffers(problem):
@@ -65,8 +68,10 @@ def _check_line4(line4):
         return problem + " (L_total = CE + wfm_loss, after clearing the gradients an earlier step left)"
     leaked = [n for n, q in _phi(mine) if q.grad is not None and bool(q.grad.any())]
     if leaked:
-        return (f"line 4 gave phi a gradient ({leaked[0]}): detach w and lambda, which line 4 holds fixed "
-                "(only the meta-step trains phi)")
+        return (
+            f"line 4 gave phi a gradient ({leaked[0]}): detach w and lambda, which line 4 holds fixed "
+            "(only the meta-step trains phi)"
+        )
     got = torch.as_tensor(ce, dtype=torch.float64).detach()
     return differs(got, want, "the returned cross-entropy (before the step)", **TOL)
 
@@ -110,8 +115,12 @@ def _check_algorithm1(algorithm1):
         for key, index in (("L_org", "[iteration]"), ("lambda", "[iteration][pair]")):
             if key not in history:
                 return f"{run}: history has no key {key!r}"
-            problem = differs(torch.tensor(history[key], dtype=torch.float64),
-                              torch.tensor(want[key], dtype=torch.float64), f"{run}: history[{key!r}]{index}", **TOL)
+            problem = differs(
+                torch.tensor(history[key], dtype=torch.float64),
+                torch.tensor(want[key], dtype=torch.float64),
+                f"{run}: history[{key!r}]{index}",
+                **TOL,
+            )
             if problem:
                 return problem
         problem = _first_difference(_phi(trained), _phi(trained_ref), f"{run}: phi of the trained copy")
@@ -122,8 +131,11 @@ def _check_algorithm1(algorithm1):
 
 def check_meta_step(line4, meta_step, algorithm1):
     """Exercise 4 (chapter 05): Algorithm 1's line 4, the meta-step (lines 5-8 + Adam) and the loop, in stages."""
-    return staged("the meta-step, end to end (Alg. 1)", [
-        ("line 4", lambda: _check_line4(line4)),
-        ("one meta-step, lines 5-8", lambda: _check_meta_step(meta_step)),
-        ("Algorithm 1 in a loop", lambda: _check_algorithm1(algorithm1)),
-    ])
+    return staged(
+        "the meta-step, end to end (Alg. 1)",
+        [
+            ("line 4", lambda: _check_line4(line4)),
+            ("one meta-step, lines 5-8", lambda: _check_meta_step(meta_step)),
+            ("Algorithm 1 in a loop", lambda: _check_algorithm1(algorithm1)),
+        ],
+    )

@@ -1,4 +1,5 @@
 """Reading a Figure 5 results folder while ``l2t reproduce figure5`` is still filling it (paper, Figure 5)."""
+
 import json
 from pathlib import Path
 
@@ -33,12 +34,12 @@ def _status(folder, results, lr=QUICK_LR):
     """``figure5_status`` of ``folder`` from its already-read ``results`` (result dicts)."""
     try:
         choice = read_lr_choice(folder)
-    except json.JSONDecodeError:   # being rewritten right now
+    except json.JSONDecodeError:  # being rewritten right now
         choice = {}
     counted, extra, other = [], [], []
     for r in results:
         c = r["config"]
-        if c.get("max_iters") or c.get("samples_per_class") is None:   # a recipe check, or not a Figure 5 run
+        if c.get("max_iters") or c.get("samples_per_class") is None:  # a recipe check, or not a Figure 5 run
             continue
         if c["lr"] != lr:
             other.append(r)
@@ -47,5 +48,11 @@ def _status(folder, results, lr=QUICK_LR):
             (counted if paper_line else extra).append(r)
     planned = [(m, n, s) for m in FIG5_METHODS for n in FIG5_SAMPLES for s in figure5_seeds(n)]
     have = {(r["config"]["method"], r["config"]["samples_per_class"], r["config"]["seed"]) for r in counted}
-    return {"lr_choice": choice, "counted": counted, "extra": extra, "other_lr": other,
-            "missing": [p for p in planned if p not in have], "planned": planned}
+    return {
+        "lr_choice": choice,
+        "counted": counted,
+        "extra": extra,
+        "other_lr": other,
+        "missing": [p for p in planned if p not in have],
+        "planned": planned,
+    }

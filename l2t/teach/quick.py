@@ -1,9 +1,9 @@
 """Small fixed data splits for the book's CPU-scale runs (the limited-data setting of the paper's Figure 5)."""
+
 from .. import data as D
 
 
-def small_data(dataset="cifar10", per_class=10, val_per_class=10, test_per_class=50, seed=0, root=None,
-               exclude=()):
+def small_data(dataset="cifar10", per_class=10, val_per_class=10, test_per_class=50, seed=0, root=None, exclude=()):
     """``{'train', 'val', 'test'} -> (uint8 images, labels)``: N train images per class (Fig. 5).
 
     With a disjoint val split and a fixed test subset.
@@ -18,6 +18,9 @@ def small_data(dataset="cifar10", per_class=10, val_per_class=10, test_per_class
     train_idx = D.per_class_subset(train_set.targets, per_class, seed, exclude=exclude)
     val_idx = D.per_class_subset(train_set.targets, val_per_class, seed + 1000, exclude=list(exclude) + train_idx)
     test_idx = D.per_class_subset(test_set.targets, test_per_class, 0)
-    return {"train": D.decode(train_set, train_idx), "val": D.decode(train_set, val_idx),
-            "test": D.decode(test_set, test_idx),
-            "indices": {"train": train_idx, "val": val_idx, "test": test_idx}}
+    return {
+        "train": D.decode(train_set, train_idx),
+        "val": D.decode(train_set, val_idx),
+        "test": D.decode(test_set, test_idx),
+        "indices": {"train": train_idx, "val": val_idx, "test": test_idx},
+    }

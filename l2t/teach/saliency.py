@@ -1,4 +1,5 @@
 """Saliency maps (paper, Figure 6): how strongly each input pixel moves the true class's logit."""
+
 import torch
 
 

@@ -9,6 +9,7 @@ The questions live in ``l2t/teach/questions/<chapter>.json``, keyed ``"<chapter>
 In a chapter, ``check("06.2", answer=None)`` prints the question; with an answer it says whether it is
 right and why, so that a wrong answer teaches something too.
 """
+
 import json
 import math
 from functools import cache
@@ -35,8 +36,11 @@ def check(key, answer=None):
         print(f"{key}: {q['question']}")
         for letter, text in q.get("choices", {}).items():
             print(f"  ({letter}) {text}")
-        print("Your answer: set answer=" + ("one of " + ", ".join(f'"{c}"' for c in q["choices"])
-                                            if "choices" in q else "a number") + " and run this cell again.")
+        print(
+            "Your answer: set answer="
+            + ("one of " + ", ".join(f'"{c}"' for c in q["choices"]) if "choices" in q else "a number")
+            + " and run this cell again."
+        )
         return None
     right, why = _judge(q, answer)
     print(f"{key}: {'right' if right else 'not quite'}. {why}")

@@ -5,6 +5,7 @@ networks are tiny (two conv-BN-ReLU maps each, 8x8 inputs), so that the outer lo
 evaluated in float64 often enough for central finite differences, and independently with
 ``torch.optim.SGD`` itself.
 """
+
 import copy
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from ..lookahead import meta_gradient
 from ..matching import Regressors, wfm_loss
 from ..meta import What, Where
 
-PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]   # every source map to every target map (all-to-all, Fig. 3c)
+PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]  # every source map to every target map (all-to-all, Fig. 3c)
 
 
 class ToyNet(nn.Module):
@@ -29,7 +30,7 @@ class ToyNet(nn.Module):
         self.conv1, self.bn1 = nn.Conv2d(c0, c1, 3, padding=1), nn.BatchNorm2d(c1)
         self.fc = nn.Linear(c1, num_classes)
         self.feature_channels = [c0, c1]
-        for bn in (self.bn0, self.bn1):   # non-trivial affine parameters, so that every term matters
+        for bn in (self.bn0, self.bn1):  # non-trivial affine parameters, so that every term matters
             nn.init.uniform_(bn.weight, 0.5, 1.5)
             nn.init.uniform_(bn.bias, -0.2, 0.2)
 
@@ -42,11 +43,12 @@ class ToyNet(nn.Module):
 @dataclass
 class ToyProblem:
     """Everything Algorithm 1 touches for one batch: theta (target + regressors), phi (what + where), the data."""
+
     target: nn.Module
     source: nn.Module
     regressors: Regressors
     what: What
-    where: Where                     # None: lambda fixed at 1 (the l2t-w methods)
+    where: Where  # None: lambda fixed at 1 (the l2t-w methods)
     optimizer: torch.optim.SGD
     x: torch.Tensor
     y: torch.Tensor
@@ -62,8 +64,18 @@ def _phi(what, where):
     return list(what.parameters()) + ([] if where is None else list(where.parameters()))
 
 
-def toy_problem(seed=0, batch=6, lr=0.1, momentum=0.9, weight_decay=1e-2, beta=0.5, phi_noise=0.3,
-                dtype=torch.float64, fixed_lambda=False, fresh_momentum=False):
+def toy_problem(
+    seed=0,
+    batch=6,
+    lr=0.1,
+    momentum=0.9,
+    weight_decay=1e-2,
+    beta=0.5,
+    phi_noise=0.3,
+    dtype=torch.float64,
+    fixed_lambda=False,
+    fresh_momentum=False,
+):
     """A ToyProblem after one ordinary SGD step on L_total (Alg. 1 line 4), so momentum buffers are non-zero.
 
     ``fixed_lambda``: no where-network (lambda = 1). ``fresh_momentum``: the buffers are dropped after that
@@ -78,7 +90,7 @@ def toy_problem(seed=0, batch=6, lr=0.1, momentum=0.9, weight_decay=1e-2, beta=0
     regressors = Regressors(PAIRS, source.feature_channels, target.feature_channels).to(dtype)
     what = What(PAIRS, source.feature_channels).to(dtype)
     where = None if fixed_lambda else Where(PAIRS, source.feature_channels).to(dtype)
-    with torch.no_grad():   # move phi away from its flat start (uniform w, lambda = 1)
+    with torch.no_grad():  # move phi away from its flat start (uniform w, lambda = 1)
         for p in _phi(what, where):
             p.add_(phi_noise * torch.randn(p.shape, generator=gen, dtype=dtype))
     params = list(target.parameters()) + list(regressors.parameters())
@@ -101,10 +113,21 @@ def exact_meta_gradient(problem, T=2, unreached="zero-grad"):
     Zeros where phi is unused.
     """
     sf = problem.source_features
-    outer, _ = meta_gradient(problem.target, problem.regressors, sf, problem.x, problem.y, problem.what(sf),
-                             _lambda(problem, sf), problem.optimizer, problem.beta, T, unreached=unreached)
+    outer, _ = meta_gradient(
+        problem.target,
+        problem.regressors,
+        sf,
+        problem.x,
+        problem.y,
+        problem.what(sf),
+        _lambda(problem, sf),
+        problem.optimizer,
+        problem.beta,
+        T,
+        unreached=unreached,
+    )
     phi = problem.phi()
-    if not outer.requires_grad:   # T = 0: no step depends on phi
+    if not outer.requires_grad:  # T = 0: no step depends on phi
         return outer.detach(), [torch.zeros_like(p) for p in phi]
     grads = torch.autograd.grad(outer, phi, allow_unused=True)
     return outer.detach(), [torch.zeros_like(p) if g is None else g for p, g in zip(phi, grads)]
@@ -112,7 +135,7 @@ def exact_meta_gradient(problem, T=2, unreached="zero-grad"):
 
 def line4_step(problem):
     """Alg. 1 line 4: one ``problem.optimizer`` step on CE + L_wfm, w and lambda held fixed; the CE before it."""
-    w, lam = _weights(problem)                        # computed without a graph: phi gets no gradient here
+    w, lam = _weights(problem)  # computed without a graph: phi gets no gradient here
     logits, target_features = problem.target(problem.x)
     ce = F.cross_entropy(logits, problem.y)
     total = ce + wfm_loss(problem.regressors(problem.source_features, target_features), w, lam, problem.beta)
@@ -134,7 +157,7 @@ def algorithm1(problem, iterations, meta_lr, T=2):
     """Alg. 1 lines 4-8 on a deep copy, phi by Adam (frozen at meta_lr = 0): (history, the trained copy)."""
     problem = copy.deepcopy(problem)
     meta_opt = torch.optim.Adam(problem.phi(), lr=meta_lr)
-    history = {"L_org": [], "lambda": []}    # per iteration: line 4's CE (before its step), lambda's batch means
+    history = {"L_org": [], "lambda": []}  # per iteration: line 4's CE (before its step), lambda's batch means
     for _ in range(iterations):
         _, lam = _weights(problem)
         history["lambda"].append([] if lam is None else [float(a.mean()) for a in lam])
@@ -171,17 +194,18 @@ def lookahead_by_sgd(problem, T=2, unreached="zero-grad"):
     """
     target, regressors = copy.deepcopy(problem.target), copy.deepcopy(problem.regressors)
     params = list(target.parameters()) + list(regressors.parameters())
-    opt = torch.optim.SGD(params, **{k: problem.optimizer.param_groups[0][k]
-                                     for k in ("lr", "momentum", "weight_decay")})
-    opt.load_state_dict(copy.deepcopy(problem.optimizer.state_dict()))   # same momentum buffers, copied
+    opt = torch.optim.SGD(
+        params, **{k: problem.optimizer.param_groups[0][k] for k in ("lr", "momentum", "weight_decay")}
+    )
+    opt.load_state_dict(copy.deepcopy(problem.optimizer.state_dict()))  # same momentum buffers, copied
     w, lam = _weights(problem)
     x, y, sf = problem.x, problem.y, problem.source_features
-    for _ in range(T):                       # line 5: T steps on L_wfm with the meta-networks' w and lambda
+    for _ in range(T):  # line 5: T steps on L_wfm with the meta-networks' w and lambda
         _clear_grads(opt, unreached)
         _, tf = target(x)
         wfm_loss(regressors(sf, tf), w, lam, problem.beta).backward()
         opt.step()
-    _clear_grads(opt, unreached)             # line 6: one step on L_org
+    _clear_grads(opt, unreached)  # line 6: one step on L_org
     logits, _ = target(x)
     F.cross_entropy(logits, y).backward()
     opt.step()

@@ -1,6 +1,7 @@
 """For the nbval pass on a rewritten torchvision-format CIFAR-10 (tests/torchvision_copy.py) only: torchvision
 checks batch files against the official download's md5 sums, which a rewritten copy cannot match, so the sums
 in ``$L2T_TORCHVISION_MD5`` replace them. Nothing else of torchvision's loading changes."""
+
 import json
 import os
 
