@@ -110,7 +110,7 @@ def cmd_reproduce(args):
 
 def cmd_train_source(args):
     """``l2t train-source``: a source network in the paper's checkpoint format (for Table 2)."""
-    from .reproduce import train_source
+    from .sources import train_source
 
     result = train_source(
         args.arch,

@@ -7,18 +7,17 @@ and continued. ``figure5 --scale quick`` is the CPU-scale protocol of the book's
 
 import inspect
 import json
-import os
 import shutil
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from .config import Config
-from .files import atomic_save, atomic_write_text, lock
+from .files import atomic_write_text, lock
 from .methods import method
 from .protocol import FIG5_METHODS, LR_GRID, LR_N, QUICK_LR, figure5_base, figure5_planned, figure5_seeds
 from .results import _read_result, read_lr_choice, record_lr_choice, result_problem, run_id, variant
 from .runfolder import checkpoint_epoch
+from .sources import ensure_source, train_source
 from .summary import summarize_figure5
 from .train import Trainer
 
@@ -312,65 +311,6 @@ def table2(scale, *, seeds=None, out=None, device="auto", dry_run=False, max_ite
         if not dry_run:
             ensure_source(spec, scale, device)
     return _run_plan(plan, out or f"results/table2-{scale}", device, dry_run, cuda_graph)
-
-
-def ensure_source(spec, scale, device):
-    """Train a missing extra source network (``l2t train-source``) in the paper's checkpoint format."""
-    arch, path = spec.split(":", 1)
-    if Path(path).exists():
-        return
-    dataset = "cifar10" if "cifar10" in Path(path).name else "tinyimagenet"
-    seed = 1 if "seed1" in Path(path).name else 0
-    train_source(arch, dataset, path, seed=seed, device=device, epochs=200 if scale == "paper" else 2)
-
-
-def train_source(
-    arch, dataset, path, seed=0, device="auto", epochs=200, max_iters=None, val_per_class=50, overwrite=False
-):
-    """Train a source network (scratch on the full dataset) and save it as the paper's checkpoints are saved.
-
-    An existing file at ``path`` (the paper's own checkpoint, say) is never written over: it is refused before
-    training, or with ``overwrite`` moved aside to ``<path>.replaced-<time>`` once the new one is ready.
-    """
-    path = Path(path)
-    if path.is_dir() or not path.name:
-        raise ValueError(f"--out {path} is a folder; give the checkpoint file to write, e.g. {path}/source.pth.tar")
-    if path.exists() and not overwrite:
-        raise ValueError(
-            f"--out {path} exists and l2t never writes over a checkpoint; choose another --out, or "
-            f"--overwrite to move the old file aside"
-        )
-    parent = next(q for q in [path.parent, *path.parent.parents] if q.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ValueError(f"--out {path}: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}")
-    cfg = Config(
-        method="scratch",
-        dataset=dataset,
-        target=arch,
-        seed=seed,
-        device=device,
-        epochs=epochs,
-        out=str(Path("runs") / "sources" / Path(path).stem),
-        max_iters=max_iters,
-        val_per_class=val_per_class,
-    )
-    trainer = Trainer(cfg)
-    result = trainer.fit(resume=True)
-    state = trainer.best["state"] or trainer.model.state_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():  # --overwrite: the old file is kept beside the new one
-        os.replace(path, path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
-    atomic_save(
-        {
-            "epoch": result["best_val_epoch"],
-            "best": result["best_val_acc"],
-            "test_prec": result["test_acc"],
-            "state_dict": state,
-            "num_classes": trainer.model.fc.out_features,
-        },
-        path,
-    )
-    return result
 
 
 def _run_plan(plan, results, device, dry_run, cuda_graph=False):

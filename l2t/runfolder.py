@@ -239,3 +239,32 @@ def git_commit():
         )
     except Exception:
         return None
+
+
+def save_phi(trainer, path):
+    """Write a trainer's meta-networks phi (what/where, Sec. 3.1) with their pairs: a trained run's ~0.1 MB artefact."""
+    if trainer.what is None:
+        raise ValueError(f"{trainer.cfg.method} has no meta-networks to save")
+    state = {
+        "pairs": [list(p) for p in trainer.pairs],
+        "what": trainer.what.state_dict(),
+        "where": None if trainer.where is None else trainer.where.state_dict(),
+        "config": asdict(trainer.cfg),
+    }
+    atomic_save(state, path)
+
+
+def save_model(trainer, path):
+    """Write a trainer's best-validation target network (the one the test accuracy scores) in float16."""
+    state = trainer.best["state"] if trainer.best["state"] is not None else trainer.model.state_dict()
+    model = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    atomic_save(
+        {
+            "model": model,
+            "target": trainer.cfg.target,
+            "num_classes": trainer.num_classes,
+            "best_val_epoch": trainer.best["epoch"],
+            "config": asdict(trainer.cfg),
+        },
+        path,
+    )

@@ -22,8 +22,9 @@ from . import data as D
 from .baselines import at_loss, lwf_loss
 from .batches import loader
 from .config import Config, config_from_dict
+from .device import no_tf32, resolve_device
 from .evaluate import percent, predict, run_result
-from .files import atomic_save, atomic_write_text, lock
+from .files import atomic_write_text, lock
 from .lookahead import meta_gradient
 from .matching import Regressors, pooled, wfm_coefficients
 from .meta import What, Where
@@ -39,6 +40,8 @@ from .runfolder import (
     provenance,
     read_checkpoint,
     save_checkpoint,
+    save_model,
+    save_phi,
 )
 
 __all__ = ["Config", "config_from_dict", "Trainer", "NonFiniteLoss", "read_checkpoint", "checkpoint_epoch"]
@@ -47,17 +50,6 @@ CKPT_SECONDS = 600  # also checkpoint at the first epoch end 10 minutes after th
 
 class NonFiniteLoss(RuntimeError):
     """Raised when a training loss becomes NaN or infinite."""
-
-
-def resolve_device(name):
-    """``auto`` -> ``cuda`` when available, else ``cpu``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"device must be cpu, cuda or auto, got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: this PyTorch sees no CUDA GPU; use --device cpu (or auto)")
-    return torch.device(name)
 
 
 class Trainer:
@@ -367,39 +359,13 @@ class Trainer:
         save_checkpoint(self, path)
 
     def save_phi(self, path):
-        """Write the meta-networks phi (what/where, Sec. 3.1) with their pairs: a trained run's ~0.1 MB artefact."""
-        if self.what is None:
-            raise ValueError(f"{self.cfg.method} has no meta-networks to save")
-        state = {
-            "pairs": [list(p) for p in self.pairs],
-            "what": self.what.state_dict(),
-            "where": None if self.where is None else self.where.state_dict(),
-            "config": asdict(self.cfg),
-        }
-        atomic_save(state, path)
+        """Write the meta-networks phi (what/where, Sec. 3.1) with their pairs (``l2t.runfolder.save_phi``)."""
+        save_phi(self, path)
 
     def save_model(self, path):
-        """Write the best-validation target network (the one the test accuracy scores) in float16."""
-        state = self.best["state"] if self.best["state"] is not None else self.model.state_dict()
-        atomic_save(
-            {
-                "model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-                "target": self.cfg.target,
-                "num_classes": self.num_classes,
-                "best_val_epoch": self.best["epoch"],
-                "config": asdict(self.cfg),
-            },
-            path,
-        )
+        """Write the best-validation target network in float16 (``l2t.runfolder.save_model``)."""
+        save_model(self, path)
 
     def load(self, path):
         """Restore everything ``save`` wrote; training then continues exactly where it stopped."""
         load_checkpoint(self, path)
-
-
-def no_tf32():
-    """cuDNN with its TF32 convolutions off (no effect on the CPU), other cuDNN settings as they are."""
-    cudnn = torch.backends.cudnn
-    return cudnn.flags(
-        enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=False
-    )

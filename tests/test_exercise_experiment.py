@@ -40,6 +40,8 @@ MISTAKES = [
     ),
     ("the baseline at lr 0.01", [("accuracies(folder, b, n, lr)", "accuracies(folder, b, n, 0.01)")], 2),
     ("keys (lr, N)", [("table[(n, lr)]", "table[(lr, n)]")], 2),
+    ("seeds as strings", [('result["config"]["seed"]', 'str(result["config"]["seed"])')], 1),
+    ("lr keys as strings", [("table[(n, lr)]", "table[(n, f'{lr:g}')]")], 2),
 ]
 
 

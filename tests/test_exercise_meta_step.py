@@ -47,6 +47,7 @@ def test_algorithm1_reproduces_the_chapters_run():
 MISTAKES = [
     ("[a.detach() for a in w], [a.detach() for a in lam]", "w, lam", 1),  # line 4 trains phi too
     ("    problem.optimizer.zero_grad(set_to_none=True)\n", "", 1),  # stale theta gradients
+    (", [a.detach() for a in lam], problem.beta)", ", [a.detach() for a in lam])", 1),  # beta left out
     ("    meta_opt.zero_grad(set_to_none=True)\n", "", 2),  # meta-gradients pile up
     (
         '        history["L_org"].append(line4(problem))\n        if meta_lr > 0:\n'
@@ -63,7 +64,7 @@ MISTAKES = [
 @pytest.mark.parametrize(
     "right, wrong, stage",
     MISTAKES,
-    ids=["not-detached", "no-zero-grad", "no-meta-zero-grad", "meta-step-first", "no-deepcopy", "T-ignored"],
+    ids=["not-detached", "no-zero-grad", "no-beta", "no-meta-zero-grad", "meta-step-first", "no-deepcopy", "T-ignored"],
 )
 def test_the_grader_fails_each_mistake_at_its_own_stage(right, wrong, stage):
     assert SOLUTION.count(right) == 1

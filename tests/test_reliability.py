@@ -8,6 +8,7 @@ from conftest import fig5
 from test_trainer import run, tiny_data, tiny_sources
 
 from l2t import reproduce as R
+from l2t import sources
 from l2t.cli import main
 from l2t.train import Config, Trainer
 
@@ -340,7 +341,7 @@ def test_bad_out_paths_are_one_line_before_any_work(tmp_path, capsys):
 
 
 def test_train_source_never_writes_over_a_checkpoint_and_checks_its_path_first(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(R, "Trainer", lambda cfg: pytest.fail("trained before checking --out"))
+    monkeypatch.setattr(sources, "Trainer", lambda cfg: pytest.fail("trained before checking --out"))
     paper = tmp_path / "sources" / "tinyimagenet-200-resnet32.pth.tar"
     paper.parent.mkdir()
     paper.write_bytes(b"the paper's checkpoint")

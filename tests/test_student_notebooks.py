@@ -94,6 +94,8 @@ MISTAKES = [
     ("04_where_to_transfer", "F.relu6(", "F.relu("),  # no clamp at 6
     ("05_meta_gradient", "create_graph=True", "create_graph=False"),  # steps cut from phi
     ("05_meta_gradient", "g = torch.zeros_like(q)", "continue"),  # None grad skipped
+    ("05_meta_gradient", "b = mu * b + g + wd * q", "b = b.mul_(mu).add_(g + wd * q)"),  # a buffer changed in place
+    ("05_meta_gradient", "loss = wfm_loss(errors, w, lam, p.beta)", "loss = wfm_loss(errors, w, lam)"),  # beta left out
     ("07_baselines", "F.normalize(a.pow(2).mean(dim=1).flatten(1), dim=1)", "a.pow(2).mean(dim=1).flatten(1)"),
     ("08_limited_data", "sorted(a.keys() & b.keys())", "a"),  # a's extra seed
     (

@@ -138,7 +138,10 @@ def check_sgd_step(fn):
                 opt.state[q]["momentum_buffer"] = b.clone()
                 q.grad = torch.zeros_like(q) if g is None else g.clone()  # zero_grad(set_to_none=False)
             opt.step()
+            inputs = [t.clone() for t in params + bufs]
             out = fn(params, grads, bufs, lr, mu, wd)
+            if any(not torch.equal(a, b) for a, b in zip(inputs, params + bufs)):
+                return "changed params or bufs in place: build new tensors (q - lr * b, not q.sub_(...))"
             if not isinstance(out, (tuple, list)) or len(out) != 2:
                 return f"returned {out!r:.60}, expected (new_params, new_bufs)"
             for k, q in enumerate(copies):
@@ -165,7 +168,7 @@ def check_lookahead(fn):
 
     def case(seed, T):
         def check():
-            p = toy_problem(seed=seed)
+            p = toy_problem(seed=seed, beta=0.7)  # not wfm_loss's default 0.5: a missing beta shows
             params = p.optimizer.param_groups[0]["params"]
             before = [q.detach().clone() for q in params]
             buffers = [p.optimizer.state[q]["momentum_buffer"].clone() for q in params]
@@ -181,7 +184,10 @@ def check_lookahead(fn):
             want = torch.tensor(outer_loss_by_sgd(p, T), dtype=torch.float64)
             problem = differs(outer.detach(), want, f"L_org(theta_{T + 1}) on toy problem {seed}", 1e-9)
             if problem:
-                return problem
+                return problem + (
+                    " (check beta, the T matching steps of line 5, line 6's cross-entropy step, and that the"
+                    " regressors step with theta)"
+                )
             grads = torch.autograd.grad(outer, p.phi(), allow_unused=True) if outer.requires_grad else [None]
             if all(g is None or not g.any() for g in grads):
                 return (

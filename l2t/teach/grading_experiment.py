@@ -97,6 +97,10 @@ def accuracies_problem(got, want, label):
         return f"{label}: {NONE}"
     if not isinstance(got, dict):
         return f"{label}: returned a {type(got).__name__}, expected a dict seed -> test accuracy"
+    if any(not isinstance(s, int) for s in got):
+        return (
+            f"{label}: seed {next(s for s in got if not isinstance(s, int))!r} is not an int (take it from the config)"
+        )
     if set(got) != set(want):
         extra = [s for s in _seeds(got) if s not in want]
         why = (
@@ -118,6 +122,11 @@ def table_problem(got, want, label):
         return f"{label}: {NONE}"
     if not isinstance(got, dict):
         return f"{label}: returned a {type(got).__name__}, expected a dict (N, lr) -> (mean, low, high, seeds)"
+    odd = [
+        k for k in got if not (isinstance(k, tuple) and len(k) == 2 and isinstance(k[0], int)) or isinstance(k[1], str)
+    ]
+    if odd:
+        return f"{label}: the key {odd[0]!r} is not (N, lr) with N an int and lr a number, as in the configs"
     missing = sorted(set(want) - set(got))
     if missing:
         return f"{label}: no entry for (N, lr) = {missing[0]}, where the two methods share {want[missing[0]][3]} seeds"

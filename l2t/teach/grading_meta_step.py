@@ -14,6 +14,7 @@ from .toy import algorithm1 as library_algorithm1
 from .toy import line4_step, meta_adam_step, toy_problem
 
 TOL = {"rtol": 1e-9, "atol": 1e-12}
+BETA = 0.7  # not wfm_loss's default 0.5, so that a beta left out shows
 TEMPLATE = "returned None (is it still the template's `...`, or is its `return` missing?)"
 
 
@@ -56,7 +57,7 @@ def _stale_gradients(named, seed):
 
 def _check_line4(line4):
     """Line 4 from stale gradients on theta: theta after the step, no gradient on phi, the returned CE."""
-    mine, ref = toy_problem(seed=11), toy_problem(seed=11)
+    mine, ref = toy_problem(seed=11, beta=BETA), toy_problem(seed=11, beta=BETA)
     for p in (mine, ref):
         _stale_gradients(_theta(p), seed=1)
     want = torch.tensor(line4_step(ref), dtype=torch.float64)
@@ -78,7 +79,7 @@ def _check_line4(line4):
 
 def _check_meta_step(meta_step):
     """Two meta-steps (T = 1, then 2) from stale gradients on phi: phi after each; theta and its buffers untouched."""
-    mine, ref = toy_problem(seed=12), toy_problem(seed=12)
+    mine, ref = toy_problem(seed=12, beta=BETA), toy_problem(seed=12, beta=BETA)
     for p in (mine, ref):
         _stale_gradients(_phi(p), seed=2)
     theta, buffers = _copies(_theta(mine)), _copies(_buffers(mine))
@@ -99,9 +100,9 @@ def _check_meta_step(meta_step):
 def _check_algorithm1(algorithm1):
     """5 iterations, 2 with T = 1, 2 frozen: the caller's problem unchanged, then the history and phi of each."""
     for iterations, meta_lr, T in ((5, 1e-2, 2), (2, 1e-2, 1), (2, 0.0, 2)):
-        p = toy_problem(seed=13)
+        p = toy_problem(seed=13, beta=BETA)
         before = _copies(_theta(p) + _buffers(p) + _phi(p))
-        want, trained_ref = library_algorithm1(toy_problem(seed=13), iterations, meta_lr, T)
+        want, trained_ref = library_algorithm1(toy_problem(seed=13, beta=BETA), iterations, meta_lr, T)
         out = algorithm1(p, iterations, meta_lr, T)
         run = f"algorithm1(problem, {iterations}, meta_lr={meta_lr:g}, T={T})"
         if out is None:
