@@ -95,9 +95,9 @@ def label(method):
 def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (CPU-scale)", note=None, dashed=()):
     """Test accuracy vs samples per class: mean ± std per method, each seed as a dot (collapsed: x).
 
-    Methods are nudged apart along x so that their seeds stay readable; ``dashed`` methods (an ablation) are
-    drawn dashed; a method without a run at some N says so in the legend. ``note`` is written in the
-    top-left corner (for example the paper's claim, to read the figure against).
+    Methods are nudged apart along x, and a method's seeds a little more, so that every seed stays readable;
+    ``dashed`` methods (an ablation) are drawn dashed; a method without a run at some N says so in the legend.
+    ``note`` is written in the top-left corner (for example the paper's claim, to read the figure against).
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -115,8 +115,10 @@ def figure5_plot(summary, ax=None, title="CIFAR-10 from ResNet32-TinyImageNet (C
             xs, means, yerr=stds, marker="o", capsize=3, label=name, ls="--" if method in dashed else "-"
         )
         for x, n in zip(xs, ns):
-            for acc, bad in zip(by_n[n]["test_acc"], by_n[n]["collapsed"]):
-                ax.scatter(x, acc, marker="x" if bad else ".", color=line[0].get_color(), alpha=0.6, zorder=3)
+            accs = by_n[n]["test_acc"]
+            for j, (acc, bad) in enumerate(zip(accs, by_n[n]["collapsed"])):
+                spread = 1.008 ** (j - (len(accs) - 1) / 2)  # a seed's dot beside the others, not on top of them
+                ax.scatter(x * spread, acc, marker="x" if bad else ".", color=line[0].get_color(), alpha=0.6, zorder=3)
     ax.set_xscale("log")
     ax.set_xticks(all_n, [str(n) for n in all_n])
     ax.minorticks_off()
