@@ -102,6 +102,7 @@ def fragments(figures, report):
         "bn-updates.md": bn_fragment(report),
         "runs-table.md": report.runs_table(FIG5) + "\n",
         "settle.md": settle_table(FIG5) + "\n",
+        "lr-choice.md": report.lr_choice_table(FIG5) + "\n",
         "hardware-noise.md": "**One CPU, two instruction sets.**\n\n"
         + report.side_by_side(SIDE["noise"] / "native", SIDE["noise"] / "avx2", ("native (AVX-512)", "forced to AVX2"))
         + "\n\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 from .config import config_from_dict
 from .plots import label
 from .protocol import FIG5_DRAWN, FIG5_METHODS, figure5_planned
-from .results import load_results, run_id, variant
+from .results import load_results, read_lr_choice, run_id, variant
 from .stats import paired_interval
 
 NS = (10, 25, 50, 100)
@@ -209,3 +209,17 @@ def runs_table(folder):
         seeds = ", ".join(str(s) for s in sorted(r["config"]["seed"] for r in rs))
         lines.append(f"| {label(name)} | {lr:g} | {n} | {seeds} | {where} | {took} |")
     return "\n".join(lines)
+
+
+def lr_choice_table(folder):
+    """The secondary view's learning-rate grid: per method, best validation accuracy at each lr, and its choice."""
+    choice = read_lr_choice(folder)
+    if not choice:
+        return "*No learning-rate grid has finished yet (no `lr_choice.json`).*"
+    lrs = sorted({float(lr) for v in choice.values() for lr in v["best_val_acc_by_lr"]}, reverse=True)
+    rows = ["| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen |", "|---" * (len(lrs) + 2) + "|"]
+    for m, v in choice.items():
+        acc = {float(lr): a for lr, a in v["best_val_acc_by_lr"].items()}
+        cells = " | ".join("—" if lr not in acc else f"{acc[lr]:.1f}" for lr in lrs)
+        rows.append(f"| {label(m)} | {cells} | {v['chosen_lr']:g} |")
+    return "\n".join(rows)

@@ -108,6 +108,8 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
             }
         )
     )
+    choice = {"scratch": {"chosen_lr": 0.01, "best_val_acc_by_lr": {"0.1": 17.6, "0.03": 31.8, "0.01": 35.6}}}
+    (results / "lr_choice.json").write_text(json.dumps(choice))
     (gen / "figure5").mkdir(parents=True)
     (gen / "figure5" / "stale.png").write_text("an older build's figure")
     monkeypatch.setattr(prepare, "FIG5", results)
@@ -131,6 +133,7 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     runs = (gen / "runs-table.md").read_text()  # the appendix's list: each family, its hardware and time
     assert "| scratch | 0.01 | 10 | 0, 1 | cpu/AVX2, cpu/AVX512 | — |" in runs
     assert "| L2T-ww-bnauthors | 0.01 | 10 | 0 |" in runs
+    assert "| scratch | 17.6 | 31.8 | 35.6 | 0.01 |" in (gen / "lr-choice.md").read_text()  # the grid, largest lr first
     assert "| 10 | 2 | 1.41 | ±1.76 | ±1.01 | ±0.66 | — | — |" in (gen / "settle.md").read_text()  # no GPU run
 
 
