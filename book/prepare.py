@@ -128,13 +128,13 @@ FIG5_CAPTION = (
 )
 OWN_CAPTION = (
     "The secondary view: each method at the learning rate its validation accuracy chose at N = 10, seed 0 "
-    "(L2T-ww at 0.03 with the `kept` rule, the others at 0.01), so method and learning rate change "
-    "together."
+    "(L2T-ww at 0.03 with the `kept` rule, the others at 0.01; `fm-all-to-all` dashed), so method and learning "
+    "rate change together. Runs of a method without a finished grid are in the table below, not drawn."
 )
 PAIRED_CAPTION = (
     "The equal-lr runs (every method at lr 0.01) seed by seed: a seed's points are joined across "
-    "methods (same training images); black bars are means. A `-kept` column is one run with the "
-    "lookahead's other rule."
+    "methods (same training images); black bars are means. Single runs of another rule (`-kept`, "
+    "`-bnauthors`) are in the tables, not drawn."
 )
 SPLIT_CAPTION = (
     "L2T-ww's lead over FM one-to-one at one learning rate, split in two, per N: what matching 15 pairs "

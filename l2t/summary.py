@@ -243,20 +243,22 @@ def _figure5_figures(summary, own, out, lr):
                     dashed=("fm-all-to-all",),
                 ),
             ),  # lines, and the ablation dashed
-            ("paired.png", paired_plot(summary)),
+            ("paired.png", paired_plot(summary, methods=[m for m in summary if m in FIG5_DRAWN] or None)),
         ]
     if lead_split(summary):  # lead_split.png: L2T-ww's lead over FM = more pairs + learned weights, equal lr
         figures.append(("lead_split.png", lead_split_plot(summary)))
     else:
         (out / "lead_split.png").unlink(missing_ok=True)  # never leave a stale split behind
     if own:
-        paper = set(FIG5_METHODS) | {name + "-kept" for name in FIG5_METHODS}  # the paper's lines, either rule
-        lines = {m: v for m, v in own.items() if m.split(" [")[0] in paper}
+        drawn = set(FIG5_DRAWN) | {name + "-kept" for name in FIG5_DRAWN}  # the figure's lines, either rule
+        lines = {m: v for m, v in own.items() if m in drawn}  # a grid not finished: in the table, not drawn
         figures.append(
             (
                 "figure5-own-lr.png",
                 figure5_plot(
-                    lines or own, title="Secondary view: each method at its own lr, chosen on validation (CPU-scale)"
+                    lines or own,
+                    title="Secondary view: each method at its own lr, chosen on validation (CPU-scale)",
+                    dashed=("fm-all-to-all",),
                 ),
             )
         )
