@@ -123,9 +123,8 @@ class Config:
                 raise ValueError(
                     f"--{name.replace('_', '-')} must be a finite number {'>= 0' if zero_ok else '> 0'}, got {value}"
                 )
-        for name in ("seed",):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**63:  # torch.manual_seed takes a 64-bit integer
+            raise ValueError(f"--seed must be in [0, 2**63), got {self.seed}")
         for name in ("samples_per_class", "val_per_class"):
             value = getattr(self, name)
             if value is not None and value < 1:

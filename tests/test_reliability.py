@@ -88,7 +88,8 @@ def test_a_truncated_or_foreign_source_file_is_one_clear_error(tmp_path):
     [
         (["--beta", "-5"], "--beta must be a finite number >= 0, got -5"),
         (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
-        (["--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--seed", "-1"], "--seed must be in [0, 2**63), got -1"),
+        (["--seed", "99999999999999999999"], "--seed must be in [0, 2**63), got 99999999999999999999"),
         (["--val-per-class", "0"], "--val-per-class must be >= 1"),
         (["--samples-per-class", "0"], "--samples-per-class must be >= 1"),
         (["--pairs", ""], "--pairs is empty"),
