@@ -8,8 +8,6 @@ def paired_interval(differences, level=0.95):
 
     One difference has no spread: ``low``, ``high`` and ``sd`` are then None.
     """
-    from scipy import stats
-
     k = len(differences)
     if k == 0:
         raise ValueError("paired_interval needs at least one difference")
@@ -17,5 +15,12 @@ def paired_interval(differences, level=0.95):
     if k == 1:
         return {"mean": mean, "low": None, "high": None, "sd": None}
     sd = statistics.stdev(differences)
-    half = stats.t.ppf(0.5 + level / 2, k - 1) * sd / k**0.5
+    half = half_width(sd, k, level)
     return {"mean": mean, "low": mean - half, "high": mean + half, "sd": sd}
+
+
+def half_width(sd, k, level=0.95):
+    """Half the width of the two-sided t-interval of a mean of ``k`` values whose sample spread is ``sd``."""
+    from scipy import stats
+
+    return stats.t.ppf(0.5 + level / 2, k - 1) * sd / k**0.5

@@ -34,10 +34,16 @@ def test_quick_runs_on_the_cpu_and_a_gpu_scale_without_cuda_says_what_to_do(monk
         device_for("fast")
 
 
+def _code_and_switch(path):
+    """A notebook's code cells, and the one that sets SCALE."""
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    [switch] = [c for c in cells if "SCALE = " in c and "device_for(SCALE)" in c]
+    return cells, switch
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
 def test_every_notebook_starts_at_quick_and_says_what_each_scale_costs(path):
-    cells = [("".join(c["source"])) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-    [switch] = [c for c in cells if "SCALE = " in c and "device_for(SCALE)" in c]
+    cells, switch = _code_and_switch(path)
     assert '\nSCALE = "quick"' in switch and "torch.cuda.is_available" not in switch  # the reader chooses
     assert all(f'"{s}"' in switch for s in SCALES) and "min" in switch  # each scale and its time
     assert not any("torch.cuda.is_available()" in c and "SCALE" in c for c in cells)
@@ -100,8 +106,7 @@ def test_the_settle_table_gives_the_t_interval_half_width_and_the_hours(tmp_path
 
 def _scale_lines(path):
     """scale -> its line of the notebook's SCALE comment."""
-    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-    [switch] = [c for c in cells if "SCALE = " in c and "device_for(SCALE)" in c]
+    _, switch = _code_and_switch(path)
     return {s: line for line in switch.splitlines() for s in SCALES if line.startswith(f'#   "{s}"')}
 
 

@@ -45,10 +45,13 @@ def _gpu_runs(folder):
     ]
 
 
-def gpu_seconds_per_iteration(method, folder=FIGURE5):
+def gpu_seconds_per_iteration(method, folder=FIGURE5, runs=None):
     """The slowest measured GPU iteration of ``method``: its own runs, else (a method with a meta-step) L2T-ww's,
-    else the slowest run of a method without one. Never an estimate below what a committed run took."""
-    runs = _gpu_runs(folder)
+    else the slowest run of a method without one. Never an estimate below what a committed run took.
+
+    ``runs``: ``folder``'s GPU runs when the caller has read them already.
+    """
+    runs = _gpu_runs(folder) if runs is None else runs
     meta = method.startswith("l2t")
     own = [s for m, s in runs if m == method] or [s for m, s in runs if m.startswith("l2t") == meta]
     if not own:
@@ -58,7 +61,8 @@ def gpu_seconds_per_iteration(method, folder=FIGURE5):
 
 def colab_minutes(runs, folder=FIGURE5, factor=COLAB_FACTOR):
     """Minutes for ``runs`` ([(method, iterations)]) on a free Colab GPU: ``factor`` x the measured GPU times."""
-    return factor * sum(gpu_seconds_per_iteration(m, folder) * k for m, k in runs) / 60
+    measured = _gpu_runs(folder)  # read once for every run
+    return factor * sum(gpu_seconds_per_iteration(m, folder, measured) * k for m, k in runs) / 60
 
 
 BASELINES = ("scratch", "lwf", "at", "fm-one-to-one", "l2t-w-one-to-one", "l2t-ww")  # chapter 07's six methods
@@ -82,17 +86,11 @@ def chapter_minutes(chapter, scale, folder=FIGURE5):
     return colab_minutes(CHAPTER_RUNS[chapter, scale], folder)
 
 
-def half_width(sd, k, level=0.95):
-    """Half the width of the t-interval of a mean of ``k`` paired differences whose spread is ``sd``."""
-    from scipy import stats
-
-    return stats.t.ppf(0.5 + level / 2, k - 1) * sd / math.sqrt(k)
-
-
 def settle_table(folder=FIGURE5, a="l2t-ww", b="fm-all-to-all", lr=0.01, ks=(5, 10, 20)):
     """What settling ``a`` against ``b`` would take, per N: the spread of their paired differences so far, the
     95 % interval's half-width that k seeds at that spread give, and the hours k seeds of both take on a GPU."""
     from ..report import paired, runs
+    from ..stats import half_width
 
     rows = [
         "| N | seeds so far | sd of the differences | "
@@ -105,10 +103,8 @@ def settle_table(folder=FIGURE5, a="l2t-ww", b="fm-all-to-all", lr=0.01, ks=(5, 
         if not p or p["sd"] is None:
             continue
         try:
-            hours = [
-                f"{colab_minutes([(a, iterations(n)), (b, iterations(n))], folder, f) * max(ks) / 60:.1f} h"
-                for f in (1, COLAB_FACTOR)
-            ]
+            measured = colab_minutes([(a, iterations(n)), (b, iterations(n))], folder, factor=1) * max(ks) / 60
+            hours = [f"{measured:.1f} h", f"{measured * COLAB_FACTOR:.1f} h"]
         except ValueError:  # no run of the folder was timed on a GPU
             hours = ["—", "—"]
         rows.append(
