@@ -256,6 +256,27 @@ PAPER_SPLITS = ("cifar100", "stl10", "cub200", "dog")  # datasets with the paper
 VAL_SEED = 2019  # the validation subset is the same for every run, method and seed
 
 
+def subsample(targets, indices, n, seed):
+    """``n`` per class of ``indices`` chosen by ``seed`` (Fig. 5's N); all of them when ``n`` is None."""
+    if n is None:
+        return list(indices)
+    chosen = per_class_subset([targets[i] for i in indices], n, seed)
+    return [indices[i] for i in chosen]
+
+
+def split_indices(targets, per_class, val_per_class, seed, exclude=()):
+    """``(train, val)`` indices of a training set: the one split builder of every run and chapter.
+
+    Validation: ``val_per_class`` per class chosen by ``VAL_SEED``, the same for every seed and method. Train:
+    ``per_class`` per class of the remaining images chosen by ``seed`` (all of them when None). Images in
+    ``exclude`` are in neither.
+    """
+    val_idx = per_class_subset(targets, val_per_class, VAL_SEED, exclude=exclude)
+    held_out = set(val_idx).union(exclude)
+    rest = [i for i in range(len(targets)) if i not in held_out]
+    return subsample(targets, rest, per_class, seed), val_idx
+
+
 def prepare_data(cfg, root=None):
     """Train / val / test data of a config.
 
@@ -279,14 +300,10 @@ def prepare_data(cfg, root=None):
         _check_split(
             cfg.dataset, {"train": (train_idx, train_set), "val": (val_idx, train_set), "test": (test_idx, test_set)}
         )
+        train_idx = subsample(train_set.targets, train_idx, cfg.samples_per_class, cfg.seed)
     else:
-        val_idx = per_class_subset(train_set.targets, cfg.val_per_class, VAL_SEED)
+        train_idx, val_idx = split_indices(train_set.targets, cfg.samples_per_class, cfg.val_per_class, cfg.seed)
         test_idx = range(len(test_set))
-        held_out = set(val_idx)
-        train_idx = [i for i in range(len(train_set)) if i not in held_out]
-    if cfg.samples_per_class is not None:
-        targets = [train_set.targets[i] for i in train_idx]
-        train_idx = [train_idx[i] for i in per_class_subset(targets, cfg.samples_per_class, cfg.seed)]
     copy = {"train": fingerprint(train_set), "test": fingerprint(test_set)}  # which copy of the data
     if size == 32:
         return {

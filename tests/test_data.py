@@ -237,3 +237,43 @@ def test_a_corrupt_decode_cache_is_named_and_rebuilt(tmp_path, monkeypatch, caps
     assert f"the decoded-image cache {cached} is unreadable or wrong; decoding again" in capsys.readouterr().err
     assert torch.equal(D.decode_cached(images, range(5), "tiny")[0], first[0])  # rebuilt: read back quietly
     assert capsys.readouterr().err == ""
+
+
+# sha256 of json([train, val]) of the Figure 5 protocol (val_per_class 50) on the book's copy of CIFAR-10: the
+# indices every committed result in results/figure5-quick was trained and validated on
+PROTOCOL_SPLITS = {
+    (10, 0): "c3a51c67a05c928b", (10, 1): "e6a3e3ead20a3f05", (10, 2): "7457aeef8a911a59",
+    (10, 3): "b50c6b34aed4881f", (10, 4): "f18c6e9f8e7d9218", (25, 0): "ee4961bedf3804e0",
+    (25, 1): "05eb41799e30a502", (25, 2): "30787a29e076289a", (25, 3): "778933a42c45949e",
+    (25, 4): "3ab3106b8e053e7e", (50, 0): "79d8446662fc22ac", (50, 1): "6ee6b88a02b28e37",
+    (100, 0): "6853d08c1c72999b", (100, 1): "a52d5cd3bdc25a4e",
+}  # fmt: skip
+
+
+@needs_cifar10
+def test_the_figure5_protocol_trains_and_validates_on_the_same_images_as_its_stored_results():
+    import hashlib
+    import json
+
+    train_set = D.load_dataset("cifar10", train=True)
+    if D.fingerprint(train_set) != D.BOOK_CIFAR10["train"]:
+        pytest.skip("another copy of CIFAR-10 (its images in another order)")
+    for (n, seed), digest in PROTOCOL_SPLITS.items():
+        train, val = D.split_indices(train_set.targets, n, 50, seed)
+        assert len(train) == 10 * n and len(val) == 500 and not set(train) & set(val)
+        assert hashlib.sha256(json.dumps([train, val]).encode()).hexdigest()[:16] == digest, (n, seed)
+
+
+@needs_cifar10
+def test_the_chapters_small_data_and_a_runs_data_are_one_split():
+    from l2t.config import Config
+    from l2t.data import prepare_data
+    from l2t.teach.quick import small_data
+
+    run = prepare_data(Config(method="scratch", samples_per_class=3, val_per_class=2, seed=4))
+    chapter = small_data("cifar10", per_class=3, val_per_class=2, test_per_class=1, seed=4)
+    for part in ("train", "val"):
+        assert all(torch.equal(a, b) for a, b in zip(run[part], chapter[part])), part
+    other_seed = small_data("cifar10", per_class=3, val_per_class=2, test_per_class=1, seed=5)
+    assert other_seed["indices"]["val"] == chapter["indices"]["val"]  # one validation set for every seed
+    assert other_seed["indices"]["train"] != chapter["indices"]["train"]

@@ -15,8 +15,7 @@ def small_data(dataset="cifar10", per_class=10, val_per_class=10, test_per_class
     """
     train_set = D.load_dataset(dataset, train=True, root=root)
     test_set = D.load_dataset(dataset, train=False, root=root)
-    train_idx = D.per_class_subset(train_set.targets, per_class, seed, exclude=exclude)
-    val_idx = D.per_class_subset(train_set.targets, val_per_class, seed + 1000, exclude=list(exclude) + train_idx)
+    train_idx, val_idx = D.split_indices(train_set.targets, per_class, val_per_class, seed, exclude=exclude)
     test_idx = D.per_class_subset(test_set.targets, test_per_class, 0)
     return {
         "train": D.decode(train_set, train_idx),
