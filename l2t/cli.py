@@ -6,7 +6,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import BN_UPDATES, CHOICES, HELP, META_ORDERS, UNREACHED, Config, read_yaml
+from .config import BN_UPDATES, CHOICES, HELP, META_ORDERS, UNREACHED, Config, read_yaml, value_type
 from .files import WriteError
 from .methods import method
 from .train import NonFiniteLoss
@@ -25,10 +25,10 @@ def _add_config_flags(p):
                 help="source network as arch:paper, arch:imagenet or arch:PATH[#sha256] (repeat for "
                 "multi-source; default: resnet32:paper, the paper's ResNet32-TinyImageNet)",
             )
-        elif f.type is bool or isinstance(f.default, bool):
+        elif value_type(f.name) is bool:
             p.add_argument(flag, dest=f.name, action="store_true", default=None, help=text)
         else:
-            typ = f.type if f.type in (int, float, str) else str
+            typ = value_type(f.name)
             p.add_argument(flag, dest=f.name, type=typ, default=None, choices=CHOICES.get(f.name), help=text)
 
 

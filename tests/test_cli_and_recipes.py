@@ -673,3 +673,17 @@ def test_figure5_plot_names_methods_as_the_tables_do_dashes_the_ablation_and_say
     notes = [[t.get_text() for t in a.texts] for a in fig.axes]
     assert notes == [[], ["L2T-ww: not run yet at this N"]]
     plots.plt.close("all")
+
+
+def test_every_setting_has_its_help_and_its_choices_on_the_command_line(capsys):
+    from dataclasses import fields
+
+    from l2t.cli import main
+    from l2t.config import CHOICES, HELP, Config
+
+    assert set(HELP) == {f.name for f in fields(Config)} and all(HELP.values())
+    assert CHOICES["split"] == ["auto", "paper", "none"] and CHOICES["bn_updates"] == ["once", "authors"]
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--bn-updates {once,authors}" in text and "SGD learning rate (cosine schedule) (default: 0.1)" in text

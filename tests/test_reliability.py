@@ -86,10 +86,10 @@ def test_a_truncated_or_foreign_source_file_is_one_clear_error(tmp_path):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--beta", "-5"], "--beta must be a finite number >= 0, got -5"),
-        (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
-        (["--seed", "-1"], "--seed must be in [0, 2**63), got -1"),
-        (["--seed", "99999999999999999999"], "--seed must be in [0, 2**63), got 99999999999999999999"),
+        (["--beta", "-5"], "--beta must be >= 0, got -5.0"),
+        (["--lr", "nan"], "--lr must be a finite number, got nan"),
+        (["--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--seed", "99999999999999999999"], "--seed must be < 9223372036854775808, got 99999999999999999999"),
         (["--val-per-class", "0"], "--val-per-class must be >= 1"),
         (["--samples-per-class", "0"], "--samples-per-class must be >= 1"),
         (["--pairs", ""], "--pairs is empty"),
@@ -110,13 +110,17 @@ def test_yaml_numbers_in_any_notation_and_bad_yaml_name_the_file(tmp_path, capsy
 
     p = argparse.ArgumentParser()
     _add_config_flags(p)
-    (tmp_path / "a.yaml").write_text("lr: 1e-3\nepochs: 5\nbeta: 1\n")
-    cfg = config_from_args(p.parse_args(["--config", str(tmp_path / "a.yaml")]))
-    assert cfg.lr == 0.001 and isinstance(cfg.lr, float) and cfg.epochs == 5 and cfg.beta == 1.0
+    (tmp_path / "a.yaml").write_text("lr: 1e-3\nepochs: 5\nbeta: 1\nweight_decay: 5.0E-4\nmeta_lr: -2e+1\n")
+    with pytest.raises(ValueError, match="meta_lr in .*a.yaml must be >= 0, got -20.0"):
+        config_from_args(p.parse_args(["--config", str(tmp_path / "a.yaml")]))
+    (tmp_path / "a.yaml").write_text("lr: 1e-3\nepochs: 5\nbeta: 1\nweight_decay: 5.0E-4\n")
+    cfg = config_from_args(p.parse_args(["--config", str(tmp_path / "a.yaml"), "--T", "3"]))
+    assert (cfg.lr, cfg.epochs, cfg.beta, cfg.weight_decay, cfg.T) == (0.001, 5, 1.0, 5e-4, 3)
+    assert type(cfg.lr) is type(cfg.beta) is float and type(cfg.epochs) is int  # an integer beta becomes a real
     (tmp_path / "b.yaml").write_text("epochs: ten\n")
     (tmp_path / "c.yaml").write_text("lr: [1\n")
     for name, message in (
-        ("b.yaml", "epochs in .*b.yaml must be an integer, got 'ten'"),
+        ("b.yaml", "epochs in .*b.yaml must be a valid integer, got 'ten'"),
         ("c.yaml", "c.yaml is not valid YAML"),
     ):
         assert main(["train", "--config", str(tmp_path / name), "--out", str(tmp_path / "r")]) == 2
@@ -374,15 +378,22 @@ def test_a_full_disk_is_one_clear_error_and_leaves_no_temporary_file(tmp_path):
 @pytest.mark.parametrize(
     "changed, message",
     [
-        ({"epochs": 1.5}, "epochs must be an integer, got 1.5"),
-        ({"epochs": True}, "epochs must be an integer, got True"),
-        ({"bf16": "no"}, "bf16 must be true or false"),
-        ({"device": 0}, "device must be a string, got 0"),
-        ({"samples_per_class": 2.7}, "samples-per-class must be an integer"),
-        ({"momentum": 5.0}, "momentum must be in"),
-        ({"workers": -1}, "workers >= 0"),
-        ({"sources": "resnet32:paper"}, "sources must be a list of strings"),
+        ({"epochs": 1.5}, "--epochs must be a valid integer, got 1.5"),
+        ({"epochs": True}, "--epochs must be a valid integer, got True"),
+        ({"bf16": "no"}, "--bf16 must be a valid boolean, got 'no'"),
+        ({"device": 0}, "--device must be a valid string, got 0"),
+        ({"samples_per_class": 2.7}, "--samples-per-class must be a valid integer, got 2.7"),
+        ({"momentum": 5.0}, "--momentum must be < 1, got 5.0"),
+        ({"momentum": -0.5}, "--momentum must be >= 0, got -0.5"),
+        ({"workers": -1}, "--workers must be >= 0, got -1"),
+        ({"sources": "resnet32:paper"}, "--source must be a valid list, got 'resnet32:paper'"),
         ({"sources": []}, "sources is empty"),
+        ({"lr": "0.1"}, "--lr must be a valid number, got '0.1'"),
+        ({"lr": float("nan")}, "--lr must be a finite number, got nan"),
+        ({"beta": float("inf")}, "--beta must be a finite number, got inf"),
+        ({"lr": 0}, "--lr must be > 0, got 0"),
+        ({"seed": 2**64}, "--seed must be < 9223372036854775808"),
+        ({"split": "papr"}, "--split must be 'auto', 'paper' or 'none', got 'papr'"),
     ],
 )
 def test_every_setting_is_checked_by_its_type_and_range(changed, message):
@@ -395,12 +406,15 @@ def test_config_files_give_one_line_naming_the_file(tmp_path, capsys):
     (tmp_path / "binary.yaml").write_bytes(bytes(range(256)))
     (tmp_path / "folder").mkdir()
     (tmp_path / "half.yaml").write_text("epochs: 1.5\n")
+    (tmp_path / "no.yaml").write_text('bf16: "no"\n')
     for config, message in (
         (tmp_path / "twice.yaml", "key 'epochs' is given twice"),
         (tmp_path / "binary.yaml", "binary.yaml is not a text file"),
         (tmp_path / "folder", "is a folder"),
-        (tmp_path / "half.yaml", "epochs must be an integer"),
-        ("/nonexistent.yaml", "neither a file nor one of the packaged configs ['figure5-quick'"),
+        (tmp_path / "half.yaml", f"epochs in {tmp_path / 'half.yaml'} must be a valid integer, got 1.5"),
+        (tmp_path / "no.yaml", f"bf16 in {tmp_path / 'no.yaml'} must be a valid boolean, got 'no'"),
+        ("/nonexistent.yaml", "config file /nonexistent.yaml does not exist"),
+        ("figure6-quick", "neither a file nor one of the packaged configs ['figure5-quick'"),
     ):
         assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
