@@ -129,7 +129,7 @@ def cmd_train_source(args):
 def main(argv=None):
     """Entry point of the ``l2t`` command."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_joined_pairs(sys.argv[1:] if argv is None else argv))
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, NonFiniteLoss, WriteError) as e:
@@ -139,6 +139,17 @@ def main(argv=None):
         print(f"l2t {args.command}: interrupted; {_kept(getattr(args, 'out', None))}", file=sys.stderr)
         return 130
     return 0
+
+
+def _joined_pairs(argv):
+    """``--pairs -1-0`` as ``--pairs=-1-0``: argparse would take a value that starts with '-' for a flag."""
+    out = []
+    for a in argv:
+        if out and out[-1] == "--pairs" and a.startswith("-"):
+            out[-1] = f"--pairs={a}"
+        else:
+            out.append(a)
+    return out
 
 
 def _kept(out):

@@ -95,9 +95,20 @@ def paper_split(dataset, split, root=None):
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, got {split!r}")
     path = Path(root or data_root()) / "splits" / f"{dataset}-{split}.json"
+    if not path.exists() and dataset not in PAPER_SPLITS:
+        raise ValueError(
+            f"split paper: there is no {path}, and the paper published splits only for "
+            f"{', '.join(PAPER_SPLITS)}; use split auto or none for {dataset}"
+        )
     if not path.exists():
         _download_split(dataset, split, path)
-    return json.loads(path.read_text())["indices"]
+    try:
+        indices = json.loads(path.read_text())["indices"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"split file {path} is not JSON with an 'indices' list ({type(e).__name__}: {e})") from None
+    if not isinstance(indices, list):
+        raise ValueError(f"split file {path}: 'indices' must be a list of image indices")
+    return indices
 
 
 # sha256 of the authors' split files as published (alinlab/L2T-ww, split/<dataset>-<split>)
@@ -168,7 +179,7 @@ def fingerprint(dataset, sample=64):
     h.update("\n".join(names).encode())
     h.update(np.asarray(dataset.targets, dtype=np.int64).tobytes())
     for i in np.linspace(0, len(dataset) - 1, min(sample, len(dataset))).astype(int):
-        h.update(np.asarray(dataset[int(i)][0].convert("RGB"), dtype=np.uint8).tobytes())
+        h.update(np.asarray(image(dataset, int(i))[0].convert("RGB"), dtype=np.uint8).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -189,11 +200,20 @@ def per_class_subset(targets, n, seed, exclude=()):
     return sorted(int(i) for i in np.concatenate(chosen))
 
 
+def image(dataset, i):
+    """``dataset[i]`` (a PIL image and its label); a file that is no image is one error naming it."""
+    try:
+        return dataset[i]
+    except OSError as e:  # PIL's UnidentifiedImageError, a truncated file
+        path = dataset.samples[i][0] if hasattr(dataset, "samples") else f"image {i} of {getattr(dataset, 'root', '')}"
+        raise ValueError(f"{path} is not a readable image ({type(e).__name__}); remove or replace it") from None
+
+
 def decode(dataset, indices, size=32):
     """Decode the images at ``indices`` once into ``(uint8 [N,3,size,size], int64 [N])`` tensors."""
     images, labels = [], []
     for i in indices:
-        img, y = dataset[i]
+        img, y = image(dataset, i)
         if img.size != (size, size):
             img = img.resize((size, size), resample=2)  # bilinear, e.g. STL-10 96 -> 32, as the authors' Resize(32)
         images.append(torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()))
@@ -205,7 +225,12 @@ def decode_cached(dataset, indices, name, size=32):
     """``decode`` with the result kept in ``$L2T_CACHE`` (default ``~/.cache/l2t/decoded``) for the next run."""
     indices = list(indices)
     root = getattr(dataset, "root", "")
-    key = hashlib.sha256(f"{root}|{size}|bilinear|{indices}".encode()).hexdigest()[:16]  # resize changed: new key
+    if hasattr(dataset, "samples"):  # ImageFolder: the decoded files; a torchvision dataset: the files it reads
+        files = [dataset.samples[i][0] for i in indices]
+    else:
+        files = sorted(Path(root).rglob("*")) if root else []
+    stamp = [(st.st_size, st.st_mtime_ns) for st in map(os.stat, files)]  # an image changed on disk: a new key
+    key = hashlib.sha256(f"{root}|{size}|bilinear|{indices}|{stamp}".encode()).hexdigest()[:16]
     cache = Path(os.environ.get("L2T_CACHE") or Path.home() / ".cache" / "l2t") / "decoded" / f"{name}-{key}.pt"
     if cache.exists():
         try:
@@ -293,6 +318,12 @@ def prepare_data(cfg, root=None):
             f"{cfg.dataset}: the training and test sets have different classes "
             f"({len(getattr(train_set, 'classes', []))} and {len(getattr(test_set, 'classes', []))}); "
             f"a class folder is missing or extra"
+        )
+    classes = getattr(train_set, "classes", None)
+    if classes is not None and len(classes) != num_classes(cfg.dataset):
+        raise ValueError(
+            f"{cfg.dataset} has {num_classes(cfg.dataset)} classes, but {getattr(train_set, 'root', '')} holds "
+            f"{len(classes)} class folders; remove the extra ones"
         )
     if use_split:
         train_idx, val_idx = paper_split(cfg.dataset, "train", root), paper_split(cfg.dataset, "val", root)

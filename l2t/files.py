@@ -1,5 +1,6 @@
 """Where files live and how they are written: the data root, atomic writes, locks."""
 
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,15 @@ def atomic_write_text(path, text):
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
+        raise _failed(path, e) from None
+
+
+def append_row(path, row):
+    """Append ``row`` to a JSON-lines file; a failed write is one WriteError naming the file."""
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    except OSError as e:
         raise _failed(path, e) from None
 
 

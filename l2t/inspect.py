@@ -8,7 +8,7 @@ import torch
 
 from .batches import loader
 from .config import config_from_dict, differences
-from .runfolder import read_checkpoint
+from .runfolder import RunFolderError, read_checkpoint
 
 
 @torch.no_grad()
@@ -51,7 +51,15 @@ def load_run(run_dir, device="cpu", data=None):
         cfg = config_from_dict(read_checkpoint(run_dir / "checkpoint.pt")["config"])
     cfg.device, cfg.cuda_graph = device, False  # graphs are how a run was trained, not what it is
     trainer = Trainer(cfg, data=data)
-    trainer.load(run_dir / "checkpoint.pt")
+    try:
+        trainer.load(run_dir / "checkpoint.pt")
+    except RunFolderError as e:  # config.json says one run, checkpoint.pt holds another
+        if not e.changed:
+            raise
+        raise ValueError(
+            f"{run_dir / 'config.json'} does not describe the run in its checkpoint.pt ({e.changed}); "
+            f"was it edited? Restore it to the checkpoint's settings"
+        ) from None
     return trainer
 
 

@@ -16,7 +16,7 @@ from .files import atomic_write_text, lock
 from .methods import method
 from .protocol import FIG5_METHODS, LR_GRID, LR_N, QUICK_LR, figure5_base, figure5_planned, figure5_seeds
 from .results import _read_result, read_lr_choice, record_lr_choice, result_problem, run_id, variant
-from .runfolder import checkpoint_epoch
+from .runfolder import RunFolderError, checkpoint_epoch, epoch_of
 from .sources import ensure_source, train_source
 from .summary import summarize_figure5
 from .train import Trainer
@@ -77,7 +77,11 @@ def run_once(cfg, results, runs, device, cuda_graph=False, keep_model=False):
             return _existing(path, cfg)
         cfg = replace(cfg, out=str(out), device=device, cuda_graph=cuda_graph)
         trainer = Trainer(cfg)
-        result = trainer.fit(resume=True)
+        try:
+            result = trainer.fit(resume=True)
+        except RunFolderError as e:  # l2t train's --overwrite is not reproduce's: say what to do here
+            problem = e.problem.replace(f"--out {out}", f"the run folder {out}")
+            raise ValueError(f"{problem}; move {out} away to start this run over") from None
         path.parent.mkdir(parents=True, exist_ok=True)
         if trainer.what is not None:
             trainer.save_phi(path.with_name(f"{path.stem}-phi.pt"))
@@ -227,8 +231,8 @@ def time_left(metrics, epoch, epochs):
     """A resumed run's remaining time: the median epoch time in its metrics.jsonl x the epochs left."""
     if not metrics.exists():
         return None
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    at = {r["epoch"]: r["elapsed_s"] for r in rows if "elapsed_s" in r and r["epoch"] < epoch}  # last row wins
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if epoch_of(line) < epoch]  # readable
+    at = {r["epoch"]: r["elapsed_s"] for r in rows if isinstance(r.get("elapsed_s"), (int, float))}  # last wins
     steps = sorted(at[e] - at[e - 1] for e in at if e - 1 in at)
     if not steps:
         return None

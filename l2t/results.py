@@ -71,6 +71,9 @@ def _read_result(path, cfg=None):
         return None, "not a run result (no config or test_acc)"
     if isinstance(r["test_acc"], bool) or not 0 <= r["test_acc"] <= 100:  # NaN fails the comparison too
         return None, f"its test_acc {r['test_acc']!r} is not a percentage in [0, 100]"
+    wall = r.get("wall_time_s", 0.0)
+    if not isinstance(wall, (int, float)) or isinstance(wall, bool) or not 0 <= wall < float("inf"):
+        return None, f"its wall_time_s {wall!r} is not a time in seconds"
     try:
         own = run_id(config_from_dict(r["config"]))
     except (TypeError, ValueError, KeyError) as e:
@@ -119,7 +122,15 @@ def load_results(results, skipped=None, planned=None):
 def read_lr_choice(results):
     """A results folder's lr_choice.json as a dict, method -> its entry ({} before any grid has finished)."""
     path = Path(results) / "lr_choice.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        choice = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not readable JSON ({e}); restore it from git, or move it away") from None
+    if not isinstance(choice, dict):
+        raise ValueError(f"{path} must map each method to its lr choice, got {type(choice).__name__}")
+    return choice
 
 
 def chosen_lr(choice, config):

@@ -16,7 +16,17 @@ from pathlib import Path
 import torch
 
 from .config import RUN_KEYS, differences
-from .files import atomic_save
+from .files import atomic_save, atomic_write_text
+
+OVERWRITE = "--overwrite to move its files aside"  # the way out that `l2t train` offers
+
+
+class RunFolderError(ValueError):
+    """What a run folder holds that stops a run (``problem``), and the way out (``fix``), as one line."""
+
+    def __init__(self, problem, fix, changed=""):
+        super().__init__(f"{problem}; {fix}")
+        self.problem, self.fix, self.changed = problem, fix, changed  # changed: settings that differ
 
 
 def check_writable(out):
@@ -51,22 +61,22 @@ def prepare_out(out, config, resume, overwrite):
         return False
     saved = read_config(out)  # after the overwrite branch: it may read a whole checkpoint
     if not RUN_KEYS <= saved.keys():  # no l2t run config in config.json or checkpoint.pt: not l2t's files
-        raise ValueError(
+        raise RunFolderError(
             f"--out {out} holds {', '.join(p.name for p in old)} that no l2t run of this kind wrote "
-            f"(no run config there); choose another --out, or --overwrite to move them aside"
+            f"(no run config there)",
+            f"choose another --out, or {OVERWRITE}",
         )
     changed = differences(saved, config)
     if changed:
-        raise ValueError(
-            f"--out {out} holds another run ({changed}); choose another --out, or pass "
-            f"--overwrite to move its files aside"
-        )
+        raise RunFolderError(f"--out {out} holds another run ({changed})", f"choose another --out, or {OVERWRITE}")
+    if ckpt.exists() and checkpoint_epoch(ckpt) is None:  # empty or cut off: say so, not "add --resume"
+        read_checkpoint(ckpt)  # its one line names the file and the way out
     if resume and ckpt.exists():
         return True
     if resume and (out / "result.json").exists():  # finished, its checkpoint gone: never redo it silently
-        raise ValueError(
-            f"--out {out} holds this run's finished result.json but no checkpoint to resume from; "
-            f"use it as it is, or --overwrite to train again (the old files are moved aside)"
+        raise RunFolderError(
+            f"--out {out} holds this run's finished result.json but no checkpoint to resume from",
+            f"use it as it is, or {OVERWRITE} and train again",
         )
     if resume:  # this run's files, but no checkpoint to continue from: start again, and say so
         print(f"l2t: {out} has no checkpoint yet; starting this run from the beginning", file=sys.stderr)
@@ -88,7 +98,7 @@ def keep_metrics(path, epoch, resume):
             f"they held keep no metrics row",
             file=sys.stderr,
         )
-    path.write_text("".join(l + "\n" for l in lines if epoch_of(l) < epoch))
+    atomic_write_text(path, "".join(l + "\n" for l in lines if epoch_of(l) < epoch))
 
 
 def epoch_of(line):
@@ -111,18 +121,15 @@ def checkpoint_epoch(path):
 def read_checkpoint(path, device="cpu"):
     """A run's ``checkpoint.pt`` as a dict, or one clear ValueError naming the file (truncated, foreign, not one)."""
     if Path(path).is_file() and Path(path).stat().st_size == 0:
-        raise ValueError(
-            f"{path} is empty (0 bytes): a save was cut off. Start the run again with --overwrite "
-            f"(the file is moved aside)"
-        )
+        raise RunFolderError(f"{path} is empty (0 bytes): a save was cut off", f"start the run again with {OVERWRITE}")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise ValueError(
+        raise RunFolderError(
             f"{path} is not a readable l2t checkpoint "
             f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}); "
-            f"it may be truncated by a kill during a save. Start the run again with --overwrite "
-            f"(the file is moved aside)"
+            f"it may be truncated by a kill during a save",
+            f"start the run again with {OVERWRITE}",
         ) from None
     if not isinstance(state, dict) or not {"epoch", "model", "config"} <= set(state):
         raise ValueError(
@@ -170,9 +177,10 @@ def load_checkpoint(trainer, path):
     saved, now = state.get("config") or {}, asdict(trainer.cfg)
     changed = differences(saved, now)
     if changed:  # e.g. another --epochs would keep the old cosine schedule
-        raise ValueError(
-            f"{path} is a checkpoint of another run: {changed}. Resume with the same "
-            f"settings, or start over with another --out"
+        raise RunFolderError(
+            f"{path} is a checkpoint of another run: {changed}",
+            "resume with the same settings, or start over with another --out",
+            changed,
         )
     for name in STATE_PARTS:
         obj = getattr(trainer, name)

@@ -24,7 +24,7 @@ from .batches import loader
 from .config import Config, config_from_dict
 from .device import no_tf32, resolve_device
 from .evaluate import percent, predict, run_result
-from .files import atomic_write_text, lock
+from .files import append_row, atomic_write_text, lock
 from .lookahead import meta_gradient
 from .matching import Regressors, pooled, wfm_coefficients
 from .meta import What, Where
@@ -239,7 +239,7 @@ class Trainer:
                 self.load(out / "checkpoint.pt")
             self.provenance = self.provenance or provenance()  # recorded when the run starts, kept by resumes
             keep_metrics(out / "metrics.jsonl", self.epoch, resume)
-            (out / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+            atomic_write_text(out / "config.json", json.dumps(asdict(self.cfg), indent=1))
             return self._fit(out, progress)
 
     def _fit(self, out, progress):
@@ -276,8 +276,7 @@ class Trainer:
             bar.set_postfix(
                 loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.1f}", val=f"{self.best['val_acc']:.1f}"
             )
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_row(metrics_path, row)
             if self.epoch % cfg.ckpt_every == 0 or last or time.time() - saved > CKPT_SECONDS:
                 self.save(ckpt)
                 saved = time.time()

@@ -277,3 +277,58 @@ def test_the_chapters_small_data_and_a_runs_data_are_one_split():
     other_seed = small_data("cifar10", per_class=3, val_per_class=2, test_per_class=1, seed=5)
     assert other_seed["indices"]["val"] == chapter["indices"]["val"]  # one validation set for every seed
     assert other_seed["indices"]["train"] != chapter["indices"]["train"]
+
+
+def test_an_image_changed_on_disk_is_decoded_again_not_read_from_the_cache(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("L2T_CACHE", str(tmp_path / "cache"))
+    tiny_cifar10_folder(tmp_path)
+    test_set = D.load_dataset("cifar10", train=False, root=tmp_path)
+    before = D.decode_cached(test_set, range(4), "tiny")
+    Image.fromarray(np.full((32, 32, 3), 7, np.uint8)).save(test_set.samples[1][0])
+    after = D.decode_cached(test_set, range(4), "tiny")
+    assert (after[0][1] == 7).all() and not torch.equal(after[0][1], before[0][1])
+    assert torch.equal(after[0][0], before[0][0])
+
+
+@pytest.mark.parametrize("extra", ["not-an-image.jpg", "class10"])
+def test_a_stray_file_or_an_extra_class_folder_is_one_line_naming_it(tmp_path, extra):
+    import shutil
+
+    from l2t.config import Config
+    from l2t.data import prepare_data
+
+    tiny_cifar10_folder(tmp_path)
+    for part in ("train", "test"):
+        if extra == "class10":
+            (tmp_path / "cifar10" / part / "class10").mkdir()
+            shutil.copy(tmp_path / "cifar10" / part / "class0" / "0.png", tmp_path / "cifar10" / part / "class10")
+            message = "cifar10 has 10 classes, but .* holds 11 class folders"
+        else:
+            (tmp_path / "cifar10" / part / "class3" / extra).write_text("not a picture")
+            message = "class3/not-an-image.jpg is not a readable image"
+    with pytest.raises(ValueError, match=message):
+        prepare_data(Config(method="scratch", samples_per_class=1, val_per_class=1), root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"indices": [0, 1', "is not JSON with an 'indices' list \\(JSONDecodeError"),
+        ('{"index": [0, 1]}', "is not JSON with an 'indices' list \\(KeyError"),
+        ('{"indices": 3}', "'indices' must be a list"),
+        (None, "there is no .*cifar10-train.json, and the paper published splits only for cifar100"),
+    ],
+)
+def test_a_broken_or_missing_split_file_names_itself(tmp_path, text, message):
+    from l2t.config import Config
+    from l2t.data import prepare_data
+
+    tiny_cifar10_folder(tmp_path)
+    if text is not None:
+        for name in ("train", "val", "test"):
+            (tmp_path / "splits" / f"cifar10-{name}.json").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        prepare_data(Config(method="scratch", split="paper"), root=tmp_path)

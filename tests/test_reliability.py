@@ -152,12 +152,17 @@ def test_the_summary_counts_only_results_of_its_own_protocol_with_a_real_percent
     write(1, 77.7, epochs=2, beta=3.0, val_per_class=5)  # same name, other settings
     write(2, 250.0)
     write(3, float("nan"))
+    write(4, 31.0, wall_time_s=float("nan"))  # (the other keys of write's dict are the run's config)
+    r = json.loads((folder / "scratch-n10-s4-lr0.01.json").read_text())
+    r["wall_time_s"] = r["config"].pop("wall_time_s")
+    (folder / "scratch-n10-s4-lr0.01.json").write_text(json.dumps(r))
     summary = R.summarize_figure5(folder, verbose=False)
     assert summary["scratch"][10]["test_acc"] == [30.0]
     text = (folder / "summary.md").read_text()
     assert "`scratch-n10-s1-lr0.01.json`: made with other settings (beta=3.0 there, 0.5 here, epochs=2 there, " in text
     assert "`scratch-n10-s2-lr0.01.json`: its test_acc 250.0 is not a percentage in [0, 100]" in text
     assert "`scratch-n10-s3-lr0.01.json`: its test_acc nan is not a percentage" in text
+    assert "`scratch-n10-s4-lr0.01.json`: its wall_time_s nan is not a time in seconds" in text
     R.figure5("quick", methods=["scratch"], samples=[10], seeds=[0, 1, 2, 3], out=folder, dry_run=True)
     states = {line.split()[-1]: line for line in capsys.readouterr().out.splitlines() if line.startswith("run")}
     assert "done" in states["scratch-n10-s0-lr0.01"] and "bad result file" in states["scratch-n10-s2-lr0.01"]
@@ -466,3 +471,87 @@ def test_reproduce_into_a_file_is_refused_before_any_run(tmp_path, capsys, exper
     assert main(["reproduce", experiment, "--dry-run", "--out", str(tmp_path / "results.txt")]) == 2
     assert "is a file; give the folder for the results" in capsys.readouterr().err
     assert (tmp_path / "results.txt").read_text() == "mine"
+
+
+def test_an_unreadable_checkpoint_is_named_with_the_way_out_not_resume(tmp_path):
+    run(tmp_path, method="scratch", max_iters=1).fit(progress=False)
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"checkpoint.pt is empty \(0 bytes\): a save was cut off; start the run"):
+        run(tmp_path, method="scratch", max_iters=1).fit(progress=False)
+    run(tmp_path, method="scratch", max_iters=1).fit(progress=False, overwrite=True)  # the way out works
+
+
+def test_a_failed_write_of_config_or_metrics_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from l2t.files import WriteError
+
+    real = Path.write_text
+
+    def full(self, *a, **k):
+        if self.name.startswith("config.json"):
+            raise OSError(28, "No space left on device")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(WriteError, match=r"could not write .*config.json \(OSError: \[Errno 28\] No space left"):
+        run(tmp_path, method="scratch", max_iters=1).fit(progress=False)
+    assert not [p.name for p in (tmp_path / "run").iterdir() if ".tmp" in p.name]
+    monkeypatch.setattr(Path, "write_text", real)
+    monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(OSError(30, "Read-only file system")))
+    with pytest.raises(WriteError, match=r"could not write .*metrics.jsonl \(OSError: \[Errno 30\] Read-only"):
+        run(tmp_path, method="scratch", max_iters=1).fit(progress=False, overwrite=True)
+
+
+def test_the_time_left_of_a_listing_skips_metrics_rows_it_cannot_read(tmp_path):
+    rows = [{"epoch": e, "elapsed_s": 10.0 * e} for e in range(1, 6)]
+    text = [json.dumps(r) for r in rows] + ['{"epoch": "6", "elapsed_s": 60}', '{"epoch": null}', '{"epo', "[1, 2]"]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(text) + "\n")
+    assert R.time_left(tmp_path / "metrics.jsonl", 6, 66) == "10 min"  # 60 epochs left at 10 s each
+
+
+def test_a_broken_lr_choice_file_is_named(tmp_path):
+    from l2t.results import read_lr_choice
+
+    (tmp_path / "lr_choice.json").write_text('{"scratch": {"lr": 0.01')
+    with pytest.raises(ValueError, match=f"{tmp_path / 'lr_choice.json'} is not readable JSON"):
+        read_lr_choice(tmp_path)
+    (tmp_path / "lr_choice.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must map each method to its lr choice, got list"):
+        read_lr_choice(tmp_path)
+
+
+def test_pairs_that_start_with_a_dash_reach_l2ts_own_check(tmp_path, capsys):
+    assert main(["train", "--method", "fm-one-to-one", "--pairs", "-1-0", "--out", str(tmp_path / "r")]) == 2
+    assert "pairs '-1-0' are not of the form 'm-n,m-n'" in capsys.readouterr().err
+
+
+def test_reproduce_names_the_run_folder_and_its_own_way_out(tmp_path, monkeypatch):
+    from l2t.runfolder import RunFolderError
+
+    class Refused:
+        def __init__(self, cfg):
+            self.cfg = cfg
+
+        def fit(self, resume):
+            raise RunFolderError(f"--out {self.cfg.out} holds another run (epochs=2 there, 200 here)", "--overwrite")
+
+    monkeypatch.setattr(R, "Trainer", Refused)
+    cfg = Config(method="scratch", samples_per_class=10)
+    with pytest.raises(ValueError) as e:
+        R.run_once(cfg, tmp_path / "results", tmp_path / "runs", "cpu")
+    folder = tmp_path / "runs" / R.run_id(cfg)
+    assert str(e.value) == (
+        f"the run folder {folder} holds another run (epochs=2 there, 200 here); move {folder} away to start "
+        f"this run over"
+    )
+
+
+def test_evaluating_a_run_whose_config_json_was_edited_says_so(tmp_path):
+    from l2t.inspect import load_run
+
+    run(tmp_path, method="scratch", max_iters=1).fit(progress=False)
+    config = tmp_path / "run" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "lr": 0.05}))
+    with pytest.raises(ValueError, match=r"config.json does not describe the run in its checkpoint.pt \(lr=0.1"):
+        load_run(tmp_path / "run", data=tiny_data())
