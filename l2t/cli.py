@@ -38,9 +38,24 @@ def config_from_args(args):
     values.update({f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None})
     cfg = Config(**values)
     m = method(cfg.method)
-    if args.sources is not None and not m["source"]:  # it would be recorded, never used
-        raise ValueError(f"--source applies to methods that use a source network; {cfg.method} uses none")
+    for name, part in USES.items():  # a flag given for a method that never reads it would be recorded, never used
+        if getattr(args, name) is not None and not m[part]:
+            flag = "--" + {"sources": "source"}.get(name, name).replace("_", "-")
+            raise ValueError(f"{flag} applies to methods that use {PARTS[part]}; {cfg.method} uses none")
     return cfg
+
+
+# the settings only some methods read (a YAML file may hold them for others: only flags are refused)
+USES = {"sources": "source", "beta": "fm", "at_beta": "at", "lwf_weight": "lwf"}
+USES |= dict.fromkeys(["T", "meta_lr", "meta_weight_decay", "meta_every", "meta_order", "lookahead_unreached"], "what")
+USES["bn_updates"] = "what"
+PARTS = {
+    "source": "a source network",
+    "fm": "feature matching (Eq. 3)",
+    "at": "attention transfer",
+    "lwf": "LwF's distillation",
+    "what": "meta-networks (Algorithm 1)",
+}
 
 
 def cmd_train(args):

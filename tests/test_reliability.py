@@ -429,6 +429,16 @@ def test_config_files_give_one_line_naming_the_file(tmp_path, capsys):
 def test_a_source_for_a_method_without_one_is_refused(tmp_path, capsys):
     assert main(["train", "--method", "scratch", "--source", "resnet20:x.pth", "--out", str(tmp_path / "r")]) == 2
     assert "--source applies to methods that use a source network; scratch uses none" in capsys.readouterr().err
+    for flags, message in (
+        (["--method", "fm-one-to-one", "--T", "3"], "--T applies to methods that use meta-networks (Algorithm 1); "),
+        (["--method", "at", "--beta", "2"], "--beta applies to methods that use feature matching (Eq. 3); at uses"),
+        (["--method", "l2t-ww", "--at-beta", "5"], "--at-beta applies to methods that use attention transfer"),
+        (["--method", "scratch", "--bn-updates", "authors"], "--bn-updates applies to methods that use meta-net"),
+    ):
+        assert main(["train", *flags, "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "r").exists()
 
 
 def test_an_empty_checkpoint_is_named_empty_not_a_crash(tmp_path):
