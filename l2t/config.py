@@ -26,7 +26,7 @@ META_ORDERS = ("exact", "first")
 CONFIGS = Path(__file__).parent / "configs"  # the packaged configs, by name: --config figure5-quick
 
 
-def _(help, **limits):
+def doc(help, **limits):
     """A field's help text and its range (pydantic's ``Field``)."""
     return Field(description=help, **limits)
 
@@ -39,61 +39,65 @@ Real = dict(ge=0, allow_inf_nan=False)  # a finite number >= 0 (NaN and inf refu
 class Config:
     """Everything a run depends on; defaults are the paper's 32x32 settings (Section 4.1, its code)."""
 
-    method: Annotated[str, _("method by its paper name: " + ", ".join(METHODS))] = "l2t-ww"
+    method: Annotated[str, doc("method by its paper name: " + ", ".join(METHODS))] = "l2t-ww"
     dataset: Annotated[
-        str, _("target dataset: cifar10, cifar100, stl10, cub200, dog, mit67, stanford40, tinyimagenet")
+        str, doc("target dataset: cifar10, cifar100, stl10, cub200, dog, mit67, stanford40, tinyimagenet")
     ] = "cifar10"
-    target: Annotated[str, _("target network: vgg9 (32x32), resnet18 (224x224), or a CIFAR resnet20/32/44/56")] = "vgg9"
-    sources: Annotated[list[str], _("source networks as arch:paper, arch:imagenet or arch:PATH[#sha256]")] = field(
+    target: Annotated[str, doc("target network: vgg9 (32x32), resnet18 (224x224), or a CIFAR resnet20/32/44/56")] = (
+        "vgg9"
+    )
+    sources: Annotated[list[str], doc("source networks as arch:paper, arch:imagenet or arch:PATH[#sha256]")] = field(
         default_factory=lambda: ["resnet32:paper"]
     )
     pairs: Annotated[
         Optional[str],
-        _("layer pairs m-n,m-n (source map m -> target map n) or a ready-made set: " + ", ".join(NAMES)),
+        doc("layer pairs m-n,m-n (source map m -> target map n) or a ready-made set: " + ", ".join(NAMES)),
     ] = None  # None: the method's own pairs
-    samples_per_class: Annotated[Optional[int], _("training images per class (Fig. 5's N; default: all)", ge=1)] = None
+    samples_per_class: Annotated[
+        Optional[int], doc("training images per class (Fig. 5's N; default: all)", **Count)
+    ] = None
     split: Annotated[
-        Literal[SPLITS], _("auto (the paper's split where it has one), paper, or none (hold out --val-per-class)")
+        Literal[SPLITS], doc("auto (the paper's split where it has one), paper, or none (hold out --val-per-class)")
     ] = "auto"
     val_per_class: Annotated[
-        int, _("validation images per class held out of the training set when there is no paper split", **Count)
+        int, doc("validation images per class held out of the training set when there is no paper split", **Count)
     ] = 100
-    epochs: Annotated[int, _("training epochs", **Count)] = 200
-    batch_size: Annotated[int, _("images per SGD step", **Count)] = 128
-    lr: Annotated[float, _("SGD learning rate (cosine schedule)", gt=0, allow_inf_nan=False)] = 0.1
-    momentum: Annotated[float, _("SGD momentum", ge=0, lt=1)] = 0.9
-    weight_decay: Annotated[float, _("SGD weight decay", **Real)] = 1e-4
-    beta: Annotated[float, _("weight beta of the matching loss (Eq. 3)", **Real)] = 0.5
-    T: Annotated[int, _("lookahead steps on the matching loss before the meta-gradient (Alg. 1 line 5)", ge=0)] = 2
-    meta_lr: Annotated[float, _("Adam learning rate of the what/where networks", **Real)] = 1e-4
-    meta_weight_decay: Annotated[float, _("Adam weight decay of phi", **Real)] = 1e-4
-    meta_every: Annotated[int, _("update phi every k-th iteration (1 = Algorithm 1 exactly)", **Count)] = 1
+    epochs: Annotated[int, doc("training epochs", **Count)] = 200
+    batch_size: Annotated[int, doc("images per SGD step", **Count)] = 128
+    lr: Annotated[float, doc("SGD learning rate (cosine schedule)", gt=0, allow_inf_nan=False)] = 0.1
+    momentum: Annotated[float, doc("SGD momentum", ge=0, lt=1)] = 0.9
+    weight_decay: Annotated[float, doc("SGD weight decay", **Real)] = 1e-4
+    beta: Annotated[float, doc("weight beta of the matching loss (Eq. 3)", **Real)] = 0.5
+    T: Annotated[int, doc("lookahead steps on the matching loss before the meta-gradient (Alg. 1 line 5)", ge=0)] = 2
+    meta_lr: Annotated[float, doc("Adam learning rate of the what/where networks", **Real)] = 1e-4
+    meta_weight_decay: Annotated[float, doc("Adam weight decay of phi", **Real)] = 1e-4
+    meta_every: Annotated[int, doc("update phi every k-th iteration (1 = Algorithm 1 exactly)", **Count)] = 1
     meta_order: Annotated[
-        Literal[META_ORDERS], _("exact, or first (a cheaper meta-gradient without Hessian terms)")
+        Literal[META_ORDERS], doc("exact, or first (a cheaper meta-gradient without Hessian terms)")
     ] = "exact"
     lookahead_unreached: Annotated[
         Literal[UNREACHED],
-        _("lookahead rule for a parameter a step's loss misses: zero-grad (the authors') or kept (PyTorch 2's SGD)"),
+        doc("lookahead rule for a parameter a step's loss misses: zero-grad (the authors') or kept (PyTorch 2's SGD)"),
     ] = "zero-grad"  # zero-grad: g = 0 (momentum and weight decay still move it); kept: it stays
     bn_updates: Annotated[
         Literal[BN_UPDATES],
-        _(
+        doc(
             "BatchNorm running-statistics updates per L2T iteration: once (line 4), or authors (also a train-mode "
             "forward at theta_0 after the meta-step, as the authors' code)"
         ),
     ] = "once"
-    bf16: Annotated[bool, _("bf16 autocast for the source pass and the line-4 step (GPU); lookahead in fp32")] = False
-    cuda_graph: Annotated[bool, _("replay each iteration as CUDA graphs (GPU only; l2t.cudagraph)")] = False
-    at_beta: Annotated[float, _("weight of the attention-transfer loss", **Real)] = 1e3
-    lwf_weight: Annotated[float, _("weight of the LwF distillation loss", **Real)] = 1.0
-    seed: Annotated[int, _("seed of the training subset and initialisation", ge=0, lt=2**63)] = 0  # torch: 64 bits
-    device: Annotated[str, _("auto, cpu, cuda or cuda:N")] = "auto"
-    eval_every: Annotated[int, _("validate every k epochs", **Count)] = 1
-    ckpt_every: Annotated[int, _("checkpoint every k epochs (and 10 minutes after the last save)", **Count)] = 1
-    eval_test: Annotated[bool, _("also score the test set at every validation (cheap on a GPU)")] = False
-    max_iters: Annotated[Optional[int], _("stop after this many iterations (checks)", **Count)] = None
-    workers: Annotated[int, _("DataLoader workers (224x224 datasets)", ge=0)] = 2
-    out: Annotated[str, _("folder for metrics.jsonl, checkpoint.pt, result.json")] = "runs/default"
+    bf16: Annotated[bool, doc("bf16 autocast for the source pass and the line-4 step (GPU); lookahead in fp32")] = False
+    cuda_graph: Annotated[bool, doc("replay each iteration as CUDA graphs (GPU only; l2t.cudagraph)")] = False
+    at_beta: Annotated[float, doc("weight of the attention-transfer loss", **Real)] = 1e3
+    lwf_weight: Annotated[float, doc("weight of the LwF distillation loss", **Real)] = 1.0
+    seed: Annotated[int, doc("seed of the training subset and initialisation", ge=0, lt=2**63)] = 0  # torch: 64 bits
+    device: Annotated[str, doc("auto, cpu, cuda or cuda:N")] = "auto"
+    eval_every: Annotated[int, doc("validate every k epochs", **Count)] = 1
+    ckpt_every: Annotated[int, doc("checkpoint every k epochs (and 10 minutes after the last save)", **Count)] = 1
+    eval_test: Annotated[bool, doc("also score the test set at every validation (cheap on a GPU)")] = False
+    max_iters: Annotated[Optional[int], doc("stop after this many iterations (checks)", **Count)] = None
+    workers: Annotated[int, doc("DataLoader workers (224x224 datasets)", ge=0)] = 2
+    out: Annotated[str, doc("folder for metrics.jsonl, checkpoint.pt, result.json")] = "runs/default"
 
     def __post_init__(self):
         """Every field by its declared type and range, checked before any data is read or any step is taken."""
