@@ -320,7 +320,7 @@ def prepare_data(cfg, root=None):
             f"a class folder is missing or extra"
         )
     classes = getattr(train_set, "classes", None)
-    if classes is not None and len(classes) != num_classes(cfg.dataset):
+    if classes is not None and len(classes) > num_classes(cfg.dataset):  # fewer (a subset) train as they are
         raise ValueError(
             f"{cfg.dataset} has {num_classes(cfg.dataset)} classes, but {getattr(train_set, 'root', '')} holds "
             f"{len(classes)} class folders; remove the extra ones"
