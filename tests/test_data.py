@@ -5,6 +5,7 @@ import torch
 from conftest import needs_cifar10
 
 from l2t import data as D
+from l2t import splits as S
 from l2t.batches import TensorLoader, augment
 
 
@@ -51,7 +52,7 @@ def test_cifar10_is_found_in_imagefolder_layout_and_splits_load():
     assert len(ds) == 10000 and len(set(ds.targets)) == 10
     x, y = D.decode(ds, [0, 5000])
     assert x.shape == (2, 3, 32, 32) and x.dtype == torch.uint8
-    split = D.paper_split("stl10", "val")
+    split = S.paper_split("stl10", "val")
     assert len(split) == 500
 
 
@@ -62,12 +63,12 @@ needs_original_splits = pytest.mark.skipif(
 
 
 @needs_original_splits
-@pytest.mark.parametrize("name", sorted(D.SPLIT_SHA256))
+@pytest.mark.parametrize("name", sorted(S.SPLIT_SHA256))
 def test_the_authors_split_files_load_safely_and_match_the_converted_json(name):
     """The published (classes, indices) pickles load with weights_only=True and pass their pinned sha256."""
     import json
 
-    classes, indices = D.read_authors_split(ORIGINAL / name, name)
+    classes, indices = S.read_authors_split(ORIGINAL / name, name)
     converted = json.loads((D.data_root() / "splits" / f"{name}.json").read_text())
     assert indices == converted["indices"] and len(set(indices)) == len(indices)
     assert classes == converted["classes"]
@@ -84,22 +85,22 @@ def test_a_missing_split_is_fetched_from_the_authors_file_checked_and_stored(tmp
         fetched.append(url)
         shutil.copyfile(ORIGINAL / url.rsplit("/", 1)[1], dst)
 
-    monkeypatch.setattr(D.torch.hub, "download_url_to_file", download)
-    assert D.paper_split("stl10", "val", root=tmp_path) == D.paper_split("stl10", "val")
-    assert fetched == [D.SPLITS_URL.format(dataset="stl10", split="val")]
+    monkeypatch.setattr(S.torch.hub, "download_url_to_file", download)
+    assert S.paper_split("stl10", "val", root=tmp_path) == S.paper_split("stl10", "val")
+    assert fetched == [S.SPLITS_URL.format(dataset="stl10", split="val")]
     assert not list((tmp_path / "splits").glob("*.part"))
 
     monkeypatch.setattr(
-        D.torch.hub,
+        S.torch.hub,
         "download_url_to_file",
         lambda url, dst, progress=False: shutil.copyfile(ORIGINAL / "stl10-test", dst),
     )  # wrong file
     with pytest.raises(ValueError, match="is not the authors' stl10-train"):
-        D.paper_split("stl10", "train", root=tmp_path)
+        S.paper_split("stl10", "train", root=tmp_path)
     garbage = tmp_path / "garbage"
     garbage.write_bytes(b"not a pickle at all")
     with pytest.raises(ValueError, match="is not one of the authors'"):
-        D.read_authors_split(garbage)
+        S.read_authors_split(garbage)
 
 
 def tiny_cifar10_folder(root, per_class=2):
