@@ -73,12 +73,17 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     """``l2t evaluate RUN``: test accuracy of a run's last and best-validation weights."""
+    import torch
+
     from .inspect import load_run
 
     trainer = load_run(args.run, args.device)
     out = {"final_test_acc": trainer.accuracy(trainer.data["test"]), "best_val_epoch": trainer.best["epoch"]}
-    if trainer.best["state"] is not None:
-        out["best_val_test_acc"] = trainer.accuracy(trainer.data["test"], state=trainer.best["state"])
+    best, now = trainer.best["state"], trainer.model.state_dict()
+    if best is not None and all(torch.equal(v, now[k].to(v.device)) for k, v in best.items()):  # the last epoch's
+        out["best_val_test_acc"] = out["final_test_acc"]
+    elif best is not None:
+        out["best_val_test_acc"] = trainer.accuracy(trainer.data["test"], state=best)
     print(json.dumps(out, indent=1))
 
 
