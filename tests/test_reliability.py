@@ -568,3 +568,27 @@ def test_evaluating_a_run_whose_config_json_was_edited_says_so(tmp_path):
     config.write_text(json.dumps({**json.loads(config.read_text()), "lr": 0.05}))
     with pytest.raises(ValueError, match=r"config.json does not describe the run in its checkpoint.pt \(lr=0.1"):
         load_run(tmp_path / "run", data=tiny_data())
+
+
+def test_evaluate_scores_the_best_weights_apart_only_when_they_differ_from_the_last(tmp_path, capsys, monkeypatch):
+    import l2t.inspect
+
+    run(tmp_path, method="scratch", max_iters=1).fit(progress=False)
+    trainer = l2t.inspect.load_run(tmp_path / "run", data=tiny_data())
+    monkeypatch.setattr(l2t.inspect, "load_run", lambda *a, **k: trainer)
+    scored = []
+    monkeypatch.setattr(
+        trainer,
+        "predict",
+        lambda part, labels=None, state=None: (
+            scored.append(state)
+            or ((torch.zeros(len(part[1]), dtype=torch.long) if state is None else part[1].clone()), 0.0)
+        ),
+    )
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert len(scored) == 1 and same["best_val_test_acc"] == same["final_test_acc"]  # the last weights are the best
+    trainer.best["state"] = {k: v + 1 if v.is_floating_point() else v for k, v in trainer.best["state"].items()}
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert len(scored) == 3 and scored[2] is trainer.best["state"] and other["best_val_test_acc"] == 100.0
