@@ -55,8 +55,8 @@ nbval: setup-book
 # the scalar kernels below it would add some 23 minutes for machines no reader uses, so the step says so and stops
 CPU_ISA = $(BIN)/python -c "import torch; print(torch.backends.cpu.get_cpu_capability())"
 nbval-older-isa: setup-book
-	@if [ "$$($(CPU_ISA))" != AVX512 ]; then \
-	  echo "nbval-older-isa: this CPU runs $$($(CPU_ISA)) kernels, the floor; make nbval checked the notebooks there"; \
+	@isa=$$($(CPU_ISA)); if [ "$$isa" != AVX512 ]; then \
+	  echo "nbval-older-isa: this CPU runs $$isa kernels, the floor; make nbval checked the notebooks there"; \
 	else echo "nbval with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2"; \
 	  ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest $(NBVAL) notebooks/; fi
 

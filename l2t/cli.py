@@ -6,7 +6,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import BN_UPDATES, CHOICES, HELP, META_ORDERS, UNREACHED, Config, read_yaml, value_type
+from .config import BN_UPDATES, CHOICES, HELP, META_ORDERS, UNREACHED, Config, flag, read_yaml, value_type
 from .files import WriteError
 from .methods import method
 from .train import NonFiniteLoss
@@ -15,21 +15,20 @@ from .train import NonFiniteLoss
 def _add_config_flags(p):
     p.add_argument("--config", help="YAML file of Config fields (the paper's settings are in l2t/configs/)")
     for f in fields(Config):
-        flag = "--" + f.name.replace("_", "-")
         text = f"{HELP.get(f.name, f.name)} (default: {f.default})" if f.name != "sources" else None
         if f.name == "sources":
             p.add_argument(
-                "--source",
+                flag(f.name),
                 dest="sources",
                 action="append",
                 help="source network as arch:paper, arch:imagenet or arch:PATH[#sha256] (repeat for "
                 "multi-source; default: resnet32:paper, the paper's ResNet32-TinyImageNet)",
             )
         elif value_type(f.name) is bool:
-            p.add_argument(flag, dest=f.name, action="store_true", default=None, help=text)
+            p.add_argument(flag(f.name), dest=f.name, action="store_true", default=None, help=text)
         else:
             typ = value_type(f.name)
-            p.add_argument(flag, dest=f.name, type=typ, default=None, choices=CHOICES.get(f.name), help=text)
+            p.add_argument(flag(f.name), dest=f.name, type=typ, default=None, choices=CHOICES.get(f.name), help=text)
 
 
 def config_from_args(args):
@@ -40,8 +39,7 @@ def config_from_args(args):
     m = method(cfg.method)
     for name, part in USES.items():  # a flag given for a method that never reads it would be recorded, never used
         if getattr(args, name) is not None and not m[part]:
-            flag = "--" + {"sources": "source"}.get(name, name).replace("_", "-")
-            raise ValueError(f"{flag} applies to methods that use {PARTS[part]}; {cfg.method} uses none")
+            raise ValueError(f"{flag(name)} applies to methods that use {PARTS[part]}; {cfg.method} uses none")
     return cfg
 
 

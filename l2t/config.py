@@ -116,6 +116,12 @@ class Config:
 
 _SCHEMA = {f.name: TypeAdapter(f.type, config=ConfigDict(strict=True)) for f in fields(Config)}
 HELP = {f.name: get_args(f.type)[1].description for f in fields(Config)}  # one line per field, for --help
+_TYPES = {f.name: get_args(f.type)[0] for f in fields(Config)}  # each field's type without its Annotated help
+
+
+def flag(name):
+    """The command-line flag of Config field ``name`` (``samples_per_class`` -> ``--samples-per-class``)."""
+    return "--" + {"sources": "source"}.get(name, name).replace("_", "-")
 
 
 def check(name, value, where=None):
@@ -127,13 +133,13 @@ def check(name, value, where=None):
         for words, sign in (("greater than or equal to", ">="), ("less than or equal to", "<="), ("greater than", ">")):
             what = what.replace(words, sign)
         what = what.replace("less than", "<")
-        key = f"{name} in {where}" if where else "--" + {"sources": "source"}.get(name, name).replace("_", "-")
+        key = f"{name} in {where}" if where else flag(name)
         raise ValueError(f"{key} must be {what}, got {value!r}") from None
 
 
 def value_type(name):
     """The plain type (int, float, str, bool, list) of Config field ``name``, for the command line."""
-    typ = get_args({f.name: f.type for f in fields(Config)}[name])[0]
+    typ = _TYPES[name]
     if get_origin(typ) is Union:  # Optional[int] -> int
         typ = get_args(typ)[0]
     if get_origin(typ) is Literal:  # a choice of strings
@@ -141,9 +147,7 @@ def value_type(name):
     return get_origin(typ) or typ
 
 
-CHOICES = {  # the fields with a fixed set of values, for the command line
-    f.name: list(get_args(get_args(f.type)[0])) for f in fields(Config) if get_origin(get_args(f.type)[0]) is Literal
-}
+CHOICES = {name: list(get_args(t)) for name, t in _TYPES.items() if get_origin(t) is Literal}  # for argparse
 
 
 def config_from_dict(d):

@@ -26,7 +26,7 @@ class RunFolderError(ValueError):
 
     def __init__(self, problem, fix, changed=""):
         super().__init__(f"{problem}; {fix}")
-        self.problem, self.fix, self.changed = problem, fix, changed  # changed: settings that differ
+        self.problem, self.changed = problem, changed  # changed: the settings that differ, if that is the problem
 
 
 def check_writable(out):
