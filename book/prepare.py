@@ -100,6 +100,7 @@ def fragments(figures, report):
         + report.two_by_two(FIG5, lrs=(0.03,), name="l2t-ww-kept")
         + "\n",
         "bn-updates.md": bn_fragment(report),
+        "bottom-line.md": report.bottom_line(FIG5) + "\n",
         "runs-table.md": report.runs_table(FIG5) + "\n",
         "settle.md": settle_table(FIG5) + "\n",
         "lr-choice.md": report.lr_choice_table(FIG5) + "\n",

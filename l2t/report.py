@@ -223,3 +223,44 @@ def lr_choice_table(folder):
         cells = " | ".join("—" if lr not in acc else f"{acc[lr]:.1f}" for lr in lrs)
         rows.append(f"| {label(m)} | {cells} | {v['chosen_lr']:g} |")
     return "\n".join(rows)
+
+
+def reading(p, where):
+    """What a paired difference (``paired``) lets one say ``where``: ahead, behind, or level within its interval."""
+    if p is None:
+        return f"untested {where}"
+    if p["low"] is None:
+        return f"on one paired seed only {where} ({p['mean']:+.2f}, no interval)"
+    k, mark = len(p["seeds"]), " ‡" if p["mixed"] else ""
+    cell = f"{p['mean']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}] over {k} seeds{mark}"
+    if p["low"] > 0:
+        return f"ahead {where} ({cell})"
+    if p["high"] < 0:
+        return f"behind {where} ({cell})"
+    return f"level {where} ({cell}: at most {max(-p['low'], p['high']):.1f} points either way)"
+
+
+def bottom_line(folder, lrs=(0.01, 0.03), ns=(10, 25)):
+    """The sentence the intervals allow: L2T-ww minus ``fm-all-to-all`` (what learning w and lambda adds over the
+    same 15 pairs, fixed) at each lr and N, then each at its best lr; the paper's scale stays untested."""
+
+    def pair(n, lr_ww, lr_fm):
+        if lr_ww is None or lr_fm is None:
+            return None
+        return paired(runs(folder, "l2t-ww", n, lr_ww), runs(folder, "fm-all-to-all", n, lr_fm))
+
+    said = [f"at lr {lr:g} it is " + " and ".join(reading(pair(n, lr, lr), f"at N = {n}") for n in ns) for lr in lrs]
+    best = []
+    for n in ns:
+        ww, fm = best_lr(folder, "l2t-ww", n, lrs), best_lr(folder, "fm-all-to-all", n, lrs)
+        chosen = "" if ww is None or fm is None else f" with lr {ww:g} against {fm:g}"
+        best.append(reading(pair(n, ww, fm), f"at N = {n}{chosen}"))
+    text = (
+        "At CPU scale, against the same 15 pairs matched with uniform weights and λ = 1 (`fm-all-to-all`), "
+        f"learning *what* and *where* (L2T-ww), paired by seed, {'; '.join(said)}; each method at the learning "
+        f"rate its validation accuracy prefers, it is {' and '.join(best)}. "
+        "The paper's own scale, with thousands of meta-updates, is untested here."
+    )
+    if "‡" in text:
+        text += " ‡: some seed's two runs ran on different hardware, so that difference includes the hardware's own."
+    return text

@@ -135,6 +135,9 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     assert "| L2T-ww-bnauthors | 0.01 | 10 | 0 |" in runs
     assert "| scratch | 17.6 | 31.8 | 35.6 | 0.01 |" in (gen / "lr-choice.md").read_text()  # the grid, largest lr first
     assert "| 10 | 2 | 1.41 | ±1.76 | ±1.01 | ±0.66 | — | — |" in (gen / "settle.md").read_text()  # no GPU run
+    bottom = (gen / "bottom-line.md").read_text()  # the results page's last sentence, from the same intervals
+    assert "at lr 0.01 it is level at N = 10 (+0.00 [-12.71, +12.71] over 2 seeds: at most 12.7 points" in bottom
+    assert "untested at N = 25" in bottom and "at lr 0.03 it is untested at N = 10" in bottom and "‡" not in bottom
 
 
 def test_the_readme_tables_are_the_ones_the_result_files_give():
@@ -142,6 +145,39 @@ def test_the_readme_tables_are_the_ones_the_result_files_give():
     root = Path(__file__).resolve().parents[1]
     text = (root / "README.md").read_text()
     assert book_script("prepare").readme_blocks(text) == text, "run: python book/prepare.py --readme"
+
+
+def test_the_results_page_quotes_only_numbers_its_tables_give(tmp_path):
+    """Every signed or two-decimal number in the results page's own prose about our runs (from its Figure 5 on)
+    is in a table the build makes from the result files now: a result that lands and moves one fails here."""
+    import re
+
+    from l2t import report
+
+    text = (ROOT / "book" / "results.md").read_text()
+    prose = re.sub(r"```\{include\}.*?```", "", text[text.index("## Our Figure 5") :], flags=re.S)
+    tables = " ".join(book_script("prepare").fragments(tmp_path, report).values())
+    quoted = {n.replace("−", "-") for n in re.findall(r"[+−-]?\d+\.\d\d\b", prose)}
+    assert len(quoted) > 10  # the page does quote its tables
+    assert sorted(n for n in quoted if n not in tables and n.lstrip("+") not in tables) == []
+
+
+def test_the_bottom_line_says_ahead_behind_or_level_as_the_interval_allows():
+    """``report.reading``: ahead or behind only when the whole interval is; level names the largest effect left."""
+    from l2t.report import paired, reading
+
+    def run(acc, isa="AVX512"):
+        return {"test_acc": acc, "device": "cpu", "cpu_capability": isa}
+
+    base = {0: run(30.0), 1: run(31.0), 2: run(32.0)}
+    up = {s: run(r["test_acc"] + d) for (s, r), d in zip(base.items(), (2.0, 2.5, 3.0))}
+    assert reading(paired(up, base), "at N = 10").startswith("ahead at N = 10 (+2.50 [+1.26, +3.74] over 3 seeds)")
+    assert reading(paired(base, up), "here").startswith("behind here (-2.50 [-3.74, -1.26]")
+    level = reading(paired({0: run(31.0), 1: run(30.0)}, {0: run(30.0), 1: run(31.0)}), "x")
+    assert level == "level x (+0.00 [-12.71, +12.71] over 2 seeds: at most 12.7 points either way)"
+    assert reading(paired({0: run(31.0)}, {0: run(30.0)}), "x") == "on one paired seed only x (+1.00, no interval)"
+    assert reading(paired({0: run(31.0)}, {1: run(30.0)}), "x") == "untested x"
+    assert "over 3 seeds ‡" in reading(paired(up, {**base, 0: run(30.0, "AVX2")}), "x")  # seed 0: two ISAs
 
 
 def test_no_page_closes_a_fence_with_text_after_it():
