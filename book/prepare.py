@@ -145,7 +145,7 @@ SPLIT_CAPTION = (
 )
 
 
-README_BLOCKS = {"fig5-table": "mean_table", "fig5-paired": "paired_table"}  # marker in README.md -> l2t.report
+README_BLOCKS = {"fig5-table": "mean_table", "fig5-paired": "paired_table", "fig5-bottom-line": "bottom_line"}  # marker in README.md -> l2t.report
 
 
 def readme_blocks(text):
