@@ -170,7 +170,7 @@ def best_lr_table(folder, lrs=(0.01, 0.03), ns=(10, 25)):
 def versus_table(a, b, names):
     """Per common seed, two ways of making the same run (seed -> result each): both accuracies, the difference
     (second minus first) and where each ran."""
-    lines = [f"| seed | {names[0]} | {names[1]} | difference | hardware |", "|---|---|---|---|---|"]
+    lines = [f"| seed | {names[0]} | {names[1]} | second minus first | hardware |", "|---|---|---|---|---|"]
     lines += [
         f"| {s} | {a[s]['test_acc']:.2f} | {b[s]['test_acc']:.2f} | {b[s]['test_acc'] - a[s]['test_acc']:+.2f} "
         f"| {hardware(a[s])} / {hardware(b[s])} |"
@@ -182,7 +182,7 @@ def versus_table(a, b, names):
 def side_by_side(a, b, names):
     """The same runs made in two folders (e.g. two instruction sets): per run, both accuracies and the difference."""
     ra, rb = ({_name(r): r for r in load_results(f)} for f in (a, b))
-    lines = [f"| run | {names[0]} | {names[1]} | difference |", "|---|---|---|---|"]
+    lines = [f"| run (hardware: first / second) | {names[0]} | {names[1]} | first minus second |", "|---|---|---|---|"]
     for name in sorted(set(ra) & set(rb)):
         x, y = ra[name]["test_acc"], rb[name]["test_acc"]
         lines.append(f"| `{name}` ({hardware(ra[name])} / {hardware(rb[name])}) | {x:.2f} | {y:.2f} | {x - y:+.2f} |")
@@ -225,42 +225,67 @@ def lr_choice_table(folder):
     return "\n".join(rows)
 
 
-def reading(p, where):
-    """What a paired difference (``paired``) lets one say ``where``: ahead, behind, or level within its interval."""
-    if p is None:
-        return f"untested {where}"
-    if p["low"] is None:
-        return f"on one paired seed only {where} ({p['mean']:+.2f}, no interval)"
-    k, mark = len(p["seeds"]), " ‡" if p["mixed"] else ""
-    cell = f"{p['mean']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}] over {k} seeds{mark}"
-    if p["low"] > 0:
-        return f"ahead {where} ({cell})"
-    if p["high"] < 0:
-        return f"behind {where} ({cell})"
-    return f"level {where} ({cell}: at most {max(-p['low'], p['high']):.1f} points either way)"
+def verdict(p):
+    """What a paired interval (``paired``) allows: 'ahead' or 'behind' when it excludes 0, else 'level'; None
+    without an interval (no common seed, or one)."""
+    if p is None or p["low"] is None:
+        return None
+    return "ahead" if p["low"] > 0 else "behind" if p["high"] < 0 else "level"
+
+
+def _summary(cells):
+    """The closing sentence over ``(where, paired)`` cells: where L2T-ww is ahead, behind, or level, and how
+    large an effect the tightest and the widest level interval still allow."""
+    said = {v: [w for w, p in cells if verdict(p) == v] for v in ("ahead", "behind", "level")}
+    if not any(said.values()):
+        return "No comparison has two paired seeds yet, so no interval."
+    words = {"ahead": "ahead of", "behind": "behind"}
+    parts = [f"L2T-ww is {words[v]} `fm-all-to-all` at {', '.join(ws)}" for v, ws in said.items() if ws and v in words]
+    level = [(max(-p["low"], p["high"]), w) for w, p in cells if verdict(p) == "level"]
+    if level:
+        (tight, tw), (wide, ww) = min(level), max(level)
+        span = f"at most {tight:.1f} points either way ({tw})"
+        span += f" to {wide:.1f} ({ww})" if len(level) > 1 else ""
+        parts.append(
+            f"learning *what* and *where* makes no difference the seeds can detect at "
+            f"{'every other' if parts else 'every'} N and lr measured, where the intervals allow {span}"
+        )
+    return "; ".join(parts) + "."
 
 
 def bottom_line(folder, lrs=(0.01, 0.03), ns=(10, 25)):
-    """The sentence the intervals allow: L2T-ww minus ``fm-all-to-all`` (what learning w and lambda adds over the
-    same 15 pairs, fixed) at each lr and N, then each at its best lr; the paper's scale stays untested."""
+    """What the intervals allow (Markdown): L2T-ww minus ``fm-all-to-all`` (what learning w and lambda adds over
+    the same 15 pairs, fixed) at each lr and N, then each at its best lr, then one closing sentence."""
 
     def pair(n, lr_ww, lr_fm):
-        if lr_ww is None or lr_fm is None:
-            return None
         return paired(runs(folder, "l2t-ww", n, lr_ww), runs(folder, "fm-all-to-all", n, lr_fm))
 
-    said = [f"at lr {lr:g} it is " + " and ".join(reading(pair(n, lr, lr), f"at N = {n}") for n in ns) for lr in lrs]
+    rows, cells = [], []
+    for lr in lrs:
+        ps = {n: pair(n, lr, lr) for n in ns}
+        cells += [(f"N = {n}, lr {lr:g}", p) for n, p in ps.items()]
+        rows.append(f"- at lr {lr:g}: " + "; ".join(f"N = {n}: {_said(p)}" for n, p in ps.items()))
     best = []
     for n in ns:
         ww, fm = best_lr(folder, "l2t-ww", n, lrs), best_lr(folder, "fm-all-to-all", n, lrs)
-        chosen = "" if ww is None or fm is None else f" with lr {ww:g} against {fm:g}"
-        best.append(reading(pair(n, ww, fm), f"at N = {n}{chosen}"))
+        if ww is None or fm is None:
+            best.append(f"N = {n}: not yet run at both learning rates")
+        elif ww == fm:
+            best.append(f"N = {n}: both prefer {ww:g} (the row above)")
+        else:
+            cells.append((f"N = {n}, lr {ww:g} against {fm:g}", pair(n, ww, fm)))
+            best.append(f"N = {n}: lr {ww:g} against {fm:g}, {_said(cells[-1][1])}")
+    rows.append("- each method at the learning rate its validation accuracy prefers: " + "; ".join(best))
     text = (
-        "At CPU scale, against the same 15 pairs matched with uniform weights and λ = 1 (`fm-all-to-all`), "
-        f"learning *what* and *where* (L2T-ww), paired by seed, {'; '.join(said)}; each method at the learning "
-        f"rate its validation accuracy prefers, it is {' and '.join(best)}. "
-        "The paper's own scale, with thousands of meta-updates, is untested here."
+        "L2T-ww minus `fm-all-to-all` (the same 15 layer pairs matched with fixed, uniform weights and λ = 1), in "
+        "test-accuracy points at CPU scale, paired by seed with a 95 % interval:\n\n" + "\n".join(rows) + "\n\n"
+        f"**Bottom line:** {_summary(cells)} The paper's own scale, with thousands of meta-updates, is untested here."
     )
     if "‡" in text:
-        text += " ‡: some seed's two runs ran on different hardware, so that difference includes the hardware's own."
+        text += "\n\n‡: some seed's two runs ran on different hardware, or one did not record its instruction set."
     return text
+
+
+def _said(p):
+    """A paired difference as the bottom line quotes it ('not yet run' when there is none)."""
+    return "not yet run" if p is None else _cell(p)

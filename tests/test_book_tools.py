@@ -135,9 +135,13 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     assert "| L2T-ww-bnauthors | 0.01 | 10 | 0 |" in runs
     assert "| scratch | 17.6 | 31.8 | 35.6 | 0.01 |" in (gen / "lr-choice.md").read_text()  # the grid, largest lr first
     assert "| 10 | 2 | 1.41 | ±1.76 | ±1.01 | ±0.66 | — | — |" in (gen / "settle.md").read_text()  # no GPU run
-    bottom = (gen / "bottom-line.md").read_text()  # the results page's last sentence, from the same intervals
-    assert "at lr 0.01 it is level at N = 10 (+0.00 [-12.71, +12.71] over 2 seeds: at most 12.7 points" in bottom
-    assert "untested at N = 25" in bottom and "at lr 0.03 it is untested at N = 10" in bottom and "‡" not in bottom
+    bottom = (gen / "bottom-line.md").read_text()  # the results page's last words, from the same intervals
+    assert "- at lr 0.01: N = 10: +0.00 [-12.71, +12.71] (2 seeds); N = 25: not yet run\n" in bottom
+    assert "- at lr 0.03: N = 10: not yet run; N = 25: not yet run\n" in bottom and "‡" not in bottom
+    assert (
+        "no difference the seeds can detect at every N and lr measured, where the intervals allow at most 12.7"
+        in bottom
+    )
 
 
 def test_the_readme_tables_are_the_ones_the_result_files_give():
@@ -163,21 +167,32 @@ def test_the_results_page_quotes_only_numbers_its_tables_give(tmp_path):
 
 
 def test_the_bottom_line_says_ahead_behind_or_level_as_the_interval_allows():
-    """``report.reading``: ahead or behind only when the whole interval is; level names the largest effect left."""
-    from l2t.report import paired, reading
+    """``report.verdict``: ahead or behind only when the whole interval is; the closing sentence names where, and
+    the largest effect the tightest and the widest level interval leave."""
+    from l2t.report import _summary, paired, verdict
 
     def run(acc, isa="AVX512"):
         return {"test_acc": acc, "device": "cpu", "cpu_capability": isa}
 
     base = {0: run(30.0), 1: run(31.0), 2: run(32.0)}
-    up = {s: run(r["test_acc"] + d) for (s, r), d in zip(base.items(), (2.0, 2.5, 3.0))}
-    assert reading(paired(up, base), "at N = 10").startswith("ahead at N = 10 (+2.50 [+1.26, +3.74] over 3 seeds)")
-    assert reading(paired(base, up), "here").startswith("behind here (-2.50 [-3.74, -1.26]")
-    level = reading(paired({0: run(31.0), 1: run(30.0)}, {0: run(30.0), 1: run(31.0)}), "x")
-    assert level == "level x (+0.00 [-12.71, +12.71] over 2 seeds: at most 12.7 points either way)"
-    assert reading(paired({0: run(31.0)}, {0: run(30.0)}), "x") == "on one paired seed only x (+1.00, no interval)"
-    assert reading(paired({0: run(31.0)}, {1: run(30.0)}), "x") == "untested x"
-    assert "over 3 seeds ‡" in reading(paired(up, {**base, 0: run(30.0, "AVX2")}), "x")  # seed 0: two ISAs
+    up = {s: run(r["test_acc"] + d) for (s, r), d in zip(base.items(), (2.0, 2.5, 3.0))}  # +2.50 [+1.26, +3.74]
+    level = paired({0: run(31.0), 1: run(30.0)}, {0: run(30.0), 1: run(31.0)})  # +0.00 [-12.71, +12.71]
+    one, none = paired({0: run(31.0)}, {0: run(30.0)}), paired({0: run(31.0)}, {1: run(30.0)})
+    assert [verdict(p) for p in (paired(up, base), paired(base, up), level, one, none)] == [
+        "ahead",
+        "behind",
+        "level",
+        None,
+        None,
+    ]
+    close = paired({s: run(r["test_acc"] + 0.1 * s) for s, r in base.items()}, base)  # +0.10 [-0.15, +0.35]
+    assert _summary([("A", paired(up, base)), ("B", level), ("C", one), ("D", close)]) == (
+        "L2T-ww is ahead of `fm-all-to-all` at A; learning *what* and *where* makes no difference the seeds can "
+        "detect at every other N and lr measured, where the intervals allow at most 0.3 points either way (D) "
+        "to 12.7 (B)."
+    )
+    assert _summary([("C", one), ("E", none)]) == "No comparison has two paired seeds yet, so no interval."
+    assert paired(up, {**base, 0: run(30.0, "AVX2")})["mixed"] == [0]  # seed 0 ran on two instruction sets
 
 
 def test_no_page_closes_a_fence_with_text_after_it():
