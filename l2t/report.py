@@ -132,11 +132,14 @@ def two_by_two(folder, lrs=(0.01, 0.03), ns=(10, 25), name="l2t-ww"):
     return "\n".join(lines)
 
 
-def lr_effect(folder, method, lrs=(0.01, 0.03), ns=(10, 25)):
-    """What moving ``method`` from the first learning rate to the second does, paired by seed, per N."""
-    lines = [f"| N | {label(method)} at lr {lrs[1]:g} minus at lr {lrs[0]:g} |", "|---|---|"]
+def lr_effect(folder, methods, lrs=(0.01, 0.03), ns=(10, 25)):
+    """What moving each of ``methods`` from the first learning rate to the second does, paired by seed, per N."""
+    lines = [f"| N | method | at lr {lrs[1]:g} minus at lr {lrs[0]:g} |", "|---|---|---|"]
     for n in ns:
-        lines.append(f"| {n} | {_cell(paired(runs(folder, method, n, lrs[1]), runs(folder, method, n, lrs[0])))} |")
+        for m in methods:
+            lines.append(
+                f"| {n} | {label(m)} | {_cell(paired(runs(folder, m, n, lrs[1]), runs(folder, m, n, lrs[0])))} |"
+            )
     return "\n".join(lines)
 
 

@@ -128,7 +128,7 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
         in (gen / "lr-2x2.md").read_text()
     )
     assert "| 0 | 33.00 | 34.00 | +1.00 | cpu/AVX2 / cpu/AVX2 |" in (gen / "bn-updates.md").read_text()
-    assert "| 10 | — |" in (gen / "lr-kept.md").read_text()  # no run at lr 0.03 in this folder: nothing paired
+    assert "| 10 | fm-all-to-all (ablation) | — |" in (gen / "lr-kept.md").read_text()  # no run at lr 0.03 in this folder: nothing paired
     assert "L2T-ww-bnauthors" not in table  # a variant is not one of the figure's lines
     runs = (gen / "runs-table.md").read_text()  # the appendix's list: each family, its hardware and time
     assert "| scratch | 0.01 | 10 | 0, 1 | cpu/AVX2, cpu/AVX512 | — |" in runs
