@@ -274,7 +274,7 @@ def bottom_line(folder, lrs=(0.01, 0.03), ns=(10, 25)):
         if ww is None or fm is None:
             best.append(f"N = {n}: not yet run at both learning rates")
         elif ww == fm:
-            best.append(f"N = {n}: both prefer {ww:g} (the row above)")
+            best.append(f"N = {n}: both prefer {ww:g} (as in the lr {ww:g} row)")
         else:
             cells.append((f"N = {n}, lr {ww:g} against {fm:g}", pair(n, ww, fm)))
             best.append(f"N = {n}: lr {ww:g} against {fm:g}, {_said(cells[-1][1])}")
