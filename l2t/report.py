@@ -279,6 +279,12 @@ def bottom_line(folder, lrs=(0.01, 0.03), ns=(10, 25)):
             cells.append((f"N = {n}, lr {ww:g} against {fm:g}", pair(n, ww, fm)))
             best.append(f"N = {n}: lr {ww:g} against {fm:g}, {_said(cells[-1][1])}")
     rows.append("- each method at the learning rate its validation accuracy prefers: " + "; ".join(best))
+    spread = hardware_spread(Path(folder).parent / "hardware-noise")
+    if spread:
+        rows.append(
+            f"- for scale: the same run with only the CPU kernels' instruction set changed moved by up to "
+            f"{spread[0]:.2f} points ({spread[1]} run{'s' * (spread[1] > 1)})"
+        )
     text = (
         "L2T-ww minus `fm-all-to-all` (the same 15 layer pairs matched with fixed, uniform weights and λ = 1), in "
         "test-accuracy points at CPU scale, paired by seed with a 95 % interval:\n\n" + "\n".join(rows) + "\n\n"
@@ -287,6 +293,14 @@ def bottom_line(folder, lrs=(0.01, 0.03), ns=(10, 25)):
     if "‡" in text:
         text += "\n\n‡: some seed's two runs ran on different hardware, or one did not record its instruction set."
     return text
+
+
+def hardware_spread(folder):
+    """(largest |difference|, runs) between the same runs made natively and forced to AVX2 (``folder``/native and
+    /avx2), or None: the hardware's own effect, to read the paired differences against."""
+    a, b = ({_name(r): r["test_acc"] for r in load_results(Path(folder) / isa)} for isa in ("native", "avx2"))
+    both = sorted(set(a) & set(b))
+    return (max(abs(a[n] - b[n]) for n in both), len(both)) if both else None
 
 
 def _said(p):

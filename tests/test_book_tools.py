@@ -108,6 +108,12 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
             }
         )
     )
+    noise = tmp_path / "hardware-noise"  # beside the results folder: the same run natively and forced to AVX2
+    for isa, acc in (("native", 32.0), ("avx2", 31.5)):
+        (noise / isa).mkdir(parents=True)
+        config = fig5({"method": "scratch", "samples_per_class": 10, "seed": 0, "lr": 0.01})
+        r = {"config": config, "test_acc": acc, "best_val_acc": acc, "collapsed": False, "device": "cpu"}
+        (noise / isa / "scratch-n10-s0-lr0.01.json").write_text(json.dumps(r))
     choice = {"scratch": {"chosen_lr": 0.01, "best_val_acc_by_lr": {"0.1": 17.6, "0.03": 31.8, "0.01": 35.6}}}
     (results / "lr_choice.json").write_text(json.dumps(choice))
     (gen / "figure5").mkdir(parents=True)
@@ -128,7 +134,9 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
         in (gen / "lr-2x2.md").read_text()
     )
     assert "| 0 | 33.00 | 34.00 | +1.00 | cpu/AVX2 / cpu/AVX2 |" in (gen / "bn-updates.md").read_text()
-    assert "| 10 | fm-all-to-all (ablation) | — |" in (gen / "lr-kept.md").read_text()  # no run at lr 0.03 in this folder: nothing paired
+    assert (
+        "| 10 | fm-all-to-all (ablation) | — |" in (gen / "lr-kept.md").read_text()
+    )  # no run at lr 0.03 in this folder: nothing paired
     assert "L2T-ww-bnauthors" not in table  # a variant is not one of the figure's lines
     runs = (gen / "runs-table.md").read_text()  # the appendix's list: each family, its hardware and time
     assert "| scratch | 0.01 | 10 | 0, 1 | cpu/AVX2, cpu/AVX512 | — |" in runs
@@ -142,6 +150,7 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
         "no difference the seeds can detect at every N and lr measured, where the intervals allow at most 12.7"
         in bottom
     )
+    assert "instruction set changed moved by up to 0.50 points (1 run)" in bottom
 
 
 def test_the_readme_tables_are_the_ones_the_result_files_give():
