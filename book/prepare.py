@@ -97,10 +97,8 @@ def fragments(figures, report):
         "fig5-seeds.md": report.seeds_table(FIG5) + "\n",
         "fig5-paired.md": report.paired_table(FIG5) + "\n",
         "lr-2x2.md": report.two_by_two(FIG5) + "\n\n" + report.best_lr_table(FIG5) + "\n",
-        "lr-kept.md": report.lr_effect(FIG5, ("fm-all-to-all", "l2t-ww"), ns=report.NS)
-        + "\n\n"
-        + report.two_by_two(FIG5, lrs=(0.03,), ns=report.NS, name="l2t-ww-kept")
-        + "\n",
+        "lr-effect.md": report.lr_effect(FIG5, ("fm-all-to-all", "l2t-ww"), ns=report.NS) + "\n",
+        "lr-kept.md": report.two_by_two(FIG5, lrs=(0.03,), ns=report.NS, name="l2t-ww-kept") + "\n",
         "bn-updates.md": bn_fragment(report),
         "bottom-line.md": report.bottom_line(FIG5) + "\n",
         "runs-table.md": report.runs_table(FIG5) + "\n",

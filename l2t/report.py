@@ -236,27 +236,41 @@ def verdict(p):
     return "ahead" if p["low"] > 0 else "behind" if p["high"] < 0 else "level"
 
 
+def _places(cells):
+    """'N = 10 and 25 at lr 0.01; N = 25 at lr 0.03' for ``(N, lr words, paired)`` cells, grouped by lr."""
+    by_lr = {}
+    for n, lr, _ in cells:
+        by_lr.setdefault(lr, []).append(str(n))
+    return "; ".join(
+        f"N = {' and '.join([', '.join(ns[:-1]), ns[-1]] if len(ns) > 1 else ns)} at {lr}" for lr, ns in by_lr.items()
+    )
+
+
 def _summary(cells):
-    """The closing sentence over ``(where, paired)`` cells: where L2T-ww is ahead, behind, or level, and how
-    large an effect the tightest and the widest level interval still allow."""
-    said = {v: [w for w, p in cells if verdict(p) == v] for v in ("ahead", "behind", "level")}
+    """The closing sentence over ``(N, lr words, paired)`` cells: where L2T-ww is ahead, behind, or level, and what
+    the tightest and the widest level interval rule out."""
+    said = {v: [c for c in cells if verdict(c[2]) == v] for v in ("ahead", "behind", "level")}
     if not any(said.values()):
         return "No comparison has two paired seeds yet, so no interval."
     words = {"ahead": "ahead of", "behind": "behind"}
-    parts = [f"L2T-ww is {words[v]} `fm-all-to-all` at {', '.join(ws)}" for v, ws in said.items() if ws and v in words]
-    level = [(max(-p["low"], p["high"]), w) for w, p in cells if verdict(p) == "level"]
-    if level:
-        (tight, tw), (wide, ww) = min(level), max(level)
-        span = f"at most {tight:.1f} points either way ({tw})"
-        span += f" to {wide:.1f} ({ww})" if len(level) > 1 else ""
+    parts = [f"L2T-ww is {words[v]} `fm-all-to-all` at {_places(cs)}" for v, cs in said.items() if cs and v in words]
+    if said["level"]:
         parts.append(
-            f"learning *what* and *where* makes no difference the seeds can detect at "
-            f"{'every other' if parts else 'every'} N and lr measured, where the intervals allow {span}"
+            f"learning *what* and *where* makes no difference the seeds can detect at {_places(said['level'])}"
+        )
+        level = sorted((p["high"] - p["low"], f"N = {n}, {lr}", p) for n, lr, p in said["level"])
+        ends = [level[0]] + level[1:][-1:]  # the tightest interval, and the widest when there are two or more
+        parts.append(
+            " and ".join(
+                f"the {kind} interval, [{p['low']:+.2f}, {p['high']:+.2f}] ({w}), rules out a gain above "
+                f"{p['high']:.1f} or a loss above {-p['low']:.1f} points"
+                for kind, (_, w, p) in zip(("tightest", "widest"), ends)
+            )
         )
     return "; ".join(parts) + "."
 
 
-def bottom_line(folder, lrs=(0.01, 0.03), ns=(10, 25)):
+def bottom_line(folder, lrs=(0.01, 0.03), ns=NS):
     """What the intervals allow (Markdown): L2T-ww minus ``fm-all-to-all`` (what learning w and lambda adds over
     the same 15 pairs, fixed) at each lr and N, then each at its best lr, then one closing sentence."""
 
@@ -266,7 +280,7 @@ def bottom_line(folder, lrs=(0.01, 0.03), ns=(10, 25)):
     rows, cells = [], []
     for lr in lrs:
         ps = {n: pair(n, lr, lr) for n in ns}
-        cells += [(f"N = {n}, lr {lr:g}", p) for n, p in ps.items()]
+        cells += [(n, f"lr {lr:g}", p) for n, p in ps.items()]
         rows.append(f"- at lr {lr:g}: " + "; ".join(f"N = {n}: {_said(p)}" for n, p in ps.items()))
     best = []
     for n in ns:
@@ -276,7 +290,7 @@ def bottom_line(folder, lrs=(0.01, 0.03), ns=(10, 25)):
         elif ww == fm:
             best.append(f"N = {n}: both prefer {ww:g} (as in the lr {ww:g} row)")
         else:
-            cells.append((f"N = {n}, lr {ww:g} against {fm:g}", pair(n, ww, fm)))
+            cells.append((n, f"lr {ww:g} against {fm:g}", pair(n, ww, fm)))
             best.append(f"N = {n}: lr {ww:g} against {fm:g}, {_said(cells[-1][1])}")
     rows.append("- each method at the learning rate its validation accuracy prefers: " + "; ".join(best))
     spread = hardware_spread(Path(folder).parent / "hardware-noise")
@@ -285,10 +299,14 @@ def bottom_line(folder, lrs=(0.01, 0.03), ns=(10, 25)):
             f"- for scale: the same run with only the CPU kernels' instruction set changed moved by up to "
             f"{spread[0]:.2f} points ({spread[1]} run{'s' * (spread[1] > 1)})"
         )
+    steps = {n: rs[min(rs)].get("iterations") for n in ns if (rs := runs(folder, "l2t-ww", n, lrs[0]))}
+    here = ", ".join(f"{k} at N = {n}" for n, k in steps.items() if isinstance(k, int))
+    here = f" (these runs give it {here})" if here else ""
     text = (
         "L2T-ww minus `fm-all-to-all` (the same 15 layer pairs matched with fixed, uniform weights and λ = 1), in "
         "test-accuracy points at CPU scale, paired by seed with a 95 % interval:\n\n" + "\n".join(rows) + "\n\n"
-        f"**Bottom line:** {_summary(cells)} The paper's own scale, with thousands of meta-updates, is untested here."
+        f"**Bottom line:** {_summary(cells)} Untested here: the paper's full training sets (its Table 1), where φ "
+        f"gets tens of thousands of meta-updates, one per iteration{here}."
     )
     if "‡" in text:
         text += "\n\n‡: some seed's two runs ran on different hardware, or one did not record its instruction set."

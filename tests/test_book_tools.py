@@ -80,6 +80,7 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
             r = {
                 "config": config,
                 "test_acc": acc,
+                "iterations": 200,
                 "best_val_acc": acc,
                 "collapsed": False,
                 "device": "cpu",
@@ -135,7 +136,7 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     )
     assert "| 0 | 33.00 | 34.00 | +1.00 | cpu/AVX2 / cpu/AVX2 |" in (gen / "bn-updates.md").read_text()
     assert (
-        "| 10 | fm-all-to-all (ablation) | — |" in (gen / "lr-kept.md").read_text()
+        "| 10 | fm-all-to-all (ablation) | — |" in (gen / "lr-effect.md").read_text()
     )  # no run at lr 0.03 in this folder: nothing paired
     assert "L2T-ww-bnauthors" not in table  # a variant is not one of the figure's lines
     runs = (gen / "runs-table.md").read_text()  # the appendix's list: each family, its hardware and time
@@ -144,12 +145,10 @@ def test_results_pages_embed_only_what_the_build_draws_from_the_result_files(tmp
     assert "| scratch | 17.6 | 31.8 | 35.6 | 0.01 |" in (gen / "lr-choice.md").read_text()  # the grid, largest lr first
     assert "| 10 | 2 | 1.41 | ±1.76 | ±1.01 | ±0.66 | — | — |" in (gen / "settle.md").read_text()  # no GPU run
     bottom = (gen / "bottom-line.md").read_text()  # the results page's last words, from the same intervals
-    assert "- at lr 0.01: N = 10: +0.00 [-12.71, +12.71] (2 seeds); N = 25: not yet run\n" in bottom
-    assert "- at lr 0.03: N = 10: not yet run; N = 25: not yet run\n" in bottom and "‡" not in bottom
-    assert (
-        "no difference the seeds can detect at every N and lr measured, where the intervals allow at most 12.7"
-        in bottom
-    )
+    assert "- at lr 0.01: N = 10: +0.00 [-12.71, +12.71] (2 seeds); N = 25: not yet run; N = 50: not yet" in bottom
+    assert "- at lr 0.03: N = 10: not yet run; N = 25: not yet run; N = 50" in bottom and "‡" not in bottom
+    assert "no difference the seeds can detect at N = 10 at lr 0.01; the tightest interval, [-12.71, +12.71]" in bottom
+    assert "(these runs give it 200 at N = 10)" in bottom  # the iterations of the L2T-ww runs: one meta-update each
     assert "instruction set changed moved by up to 0.50 points (1 run)" in bottom
 
 
@@ -195,12 +194,18 @@ def test_the_bottom_line_says_ahead_behind_or_level_as_the_interval_allows():
         None,
     ]
     close = paired({s: run(r["test_acc"] + 0.1 * s) for s, r in base.items()}, base)  # +0.10 [-0.15, +0.35]
-    assert _summary([("A", paired(up, base)), ("B", level), ("C", one), ("D", close)]) == (
-        "L2T-ww is ahead of `fm-all-to-all` at A; learning *what* and *where* makes no difference the seeds can "
-        "detect at every other N and lr measured, where the intervals allow at most 0.3 points either way (D) "
-        "to 12.7 (B)."
+    cells = [(10, "lr 0.01", paired(up, base)), (25, "lr 0.01", level), (50, "lr 0.01", one)]
+    cells += [(10, "lr 0.03", close), (25, "lr 0.03", close)]
+    assert _summary(cells) == (
+        "L2T-ww is ahead of `fm-all-to-all` at N = 10 at lr 0.01; learning *what* and *where* makes no difference "
+        "the seeds can detect at N = 25 at lr 0.01; N = 10 and 25 at lr 0.03; the tightest interval, [-0.15, +0.35] "
+        "(N = 10, lr 0.03), rules out a gain above 0.3 or a loss above 0.1 points and the widest interval, "
+        "[-12.71, +12.71] (N = 25, lr 0.01), rules out a gain above 12.7 or a loss above 12.7 points."
     )
-    assert _summary([("C", one), ("E", none)]) == "No comparison has two paired seeds yet, so no interval."
+    assert (
+        _summary([(50, "lr 0.01", one), (100, "lr 0.01", none)])
+        == "No comparison has two paired seeds yet, so no interval."
+    )
     assert paired(up, {**base, 0: run(30.0, "AVX2")})["mixed"] == [0]  # seed 0 ran on two instruction sets
 
 
