@@ -309,7 +309,7 @@ def bottom_line(folder, lrs=(0.01, 0.03), ns=NS):
         f"gets tens of thousands of meta-updates, one per iteration{here}."
     )
     if "‡" in text:
-        text += "\n\n‡: some seed's two runs ran on different hardware, or only one of them recorded its instruction set."
+        text += "\n\n‡: some seed's two runs ran on different hardware, or only one recorded its instruction set."
     return text
 
 
