@@ -291,7 +291,7 @@ def bottom_line(folder, lrs=(0.01, 0.03), ns=NS):
             best.append(f"N = {n}: both prefer {ww:g} (as in the lr {ww:g} row)")
         else:
             cells.append((n, f"lr {ww:g} against {fm:g}", pair(n, ww, fm)))
-            best.append(f"N = {n}: lr {ww:g} against {fm:g}, {_said(cells[-1][1])}")
+            best.append(f"N = {n}: lr {ww:g} against {fm:g}, {_said(cells[-1][2])}")
     rows.append("- each method at the learning rate its validation accuracy prefers: " + "; ".join(best))
     spread = hardware_spread(Path(folder).parent / "hardware-noise")
     if spread:

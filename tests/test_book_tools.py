@@ -209,6 +209,28 @@ def test_the_bottom_line_says_ahead_behind_or_level_as_the_interval_allows():
     assert paired(up, {**base, 0: run(30.0, "AVX2")})["mixed"] == [0]  # seed 0 ran on two instruction sets
 
 
+def test_the_bottom_line_pairs_each_method_at_its_preferred_lr(tmp_path):
+    """When validation prefers another lr for each method, the bottom line pairs them there too, and counts it."""
+    import json
+
+    from conftest import fig5
+
+    from l2t.report import bottom_line
+
+    accs = {("l2t-ww", 0.01): (34.0, 35.0, 36.0), ("l2t-ww", 0.03): (33.0, 33.5, 34.0)}
+    accs |= {("fm-all-to-all", 0.01): (30.0, 31.0, 32.0), ("fm-all-to-all", 0.03): (31.0, 32.5, 33.0)}
+    for (method, lr), values in accs.items():
+        for seed, acc in enumerate(values):
+            config = fig5(
+                {"method": method, "samples_per_class": 10, "seed": seed, "lr": lr, "lookahead_unreached": "zero-grad"}
+            )
+            r = {"config": config, "test_acc": acc, "best_val_acc": acc, "collapsed": False, "device": "cpu"}
+            (tmp_path / f"{method}-n10-s{seed}-lr{lr:g}.json").write_text(json.dumps(r))
+    text = bottom_line(tmp_path, ns=(10,))
+    assert "N = 10: lr 0.01 against 0.03, +2.83 [+2.12, +3.55] (3 seeds)" in text  # validation: 0.01 and 0.03
+    assert "L2T-ww is ahead of `fm-all-to-all` at N = 10 at lr 0.01; N = 10 at lr 0.01 against 0.03" in text
+
+
 def test_no_page_closes_a_fence_with_text_after_it():
     """'``` text' cannot close a fence: the rest of the page would vanish into it (as once in the appendix)."""
     import re
