@@ -184,12 +184,17 @@ def versus_table(a, b, names):
 
 def side_by_side(a, b, names):
     """The same runs made in two folders (e.g. two instruction sets): per run, both accuracies and the difference."""
-    ra, rb = ({_name(r): r for r in load_results(f)} for f in (a, b))
+    ra, rb = _same_runs(a, b)
     lines = [f"| run (hardware: first / second) | {names[0]} | {names[1]} | first minus second |", "|---|---|---|---|"]
     for name in sorted(set(ra) & set(rb)):
         x, y = ra[name]["test_acc"], rb[name]["test_acc"]
         lines.append(f"| `{name}` ({hardware(ra[name])} / {hardware(rb[name])}) | {x:.2f} | {y:.2f} | {x - y:+.2f} |")
     return "\n".join(lines) if len(lines) > 2 else "*Not yet run.*"
+
+
+def _same_runs(a, b):
+    """The results of folders ``a`` and ``b``, each as run name -> result."""
+    return ({_name(r): r for r in load_results(f)} for f in (a, b))
 
 
 def _name(r):
@@ -316,9 +321,9 @@ def bottom_line(folder, lrs=(0.01, 0.03), ns=NS):
 def hardware_spread(folder):
     """(largest |difference|, runs) between the same runs made natively and forced to AVX2 (``folder``/native and
     /avx2), or None: the hardware's own effect, to read the paired differences against."""
-    a, b = ({_name(r): r["test_acc"] for r in load_results(Path(folder) / isa)} for isa in ("native", "avx2"))
-    both = sorted(set(a) & set(b))
-    return (max(abs(a[n] - b[n]) for n in both), len(both)) if both else None
+    a, b = _same_runs(Path(folder) / "native", Path(folder) / "avx2")
+    both = set(a) & set(b)
+    return (max(abs(a[n]["test_acc"] - b[n]["test_acc"]) for n in both), len(both)) if both else None
 
 
 def _said(p):
