@@ -15,6 +15,7 @@ import argparse
 import json
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,7 @@ def chapter_epochs(device, epochs):
             trainer = Trainer(cfg, data=shaped_data(n, torch.Generator().manual_seed(0)), sources=[paper, second][:k])
             start = time.perf_counter()
             result = trainer.fit(progress=False)
+            shutil.rmtree(cfg.out)  # a timing run's checkpoint is not kept
             training += result["curves"][-1]["elapsed_s"]  # the epochs, validation included
             final += time.perf_counter() - start - result["curves"][-1]["elapsed_s"]  # the test pass, once a run
         per_epoch = training / epochs

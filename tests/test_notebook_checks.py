@@ -44,3 +44,34 @@ def test_the_check_itself_catches_an_unchecked_or_doubly_ignored_cell():
     assert unchecked_ignored_cells([cell("train()", [IGNORE]), cell("print(loss)")]) == [0]
     assert unchecked_ignored_cells([cell("a()", [IGNORE]), cell("assert b", [IGNORE])]) == [0, 1]
     assert unchecked_ignored_cells([cell("print(1)"), cell("train()", [IGNORE])]) == [1]  # nothing after it
+
+
+def leaked_folders(source):
+    """Calls in a notebook's code that make a folder outside the kernel's SCRATCH directory (left behind on disk)."""
+    calls = [line.strip() for line in source.splitlines() if "mkdtemp(" in line]
+    return [c for c in calls if "mkdtemp(dir=SCRATCH.name" not in c]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_run_folder_a_notebook_makes_lives_inside_its_scratch_directory(path):
+    cells = json.loads(path.read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert leaked_folders(text) == []
+    if "mkdtemp(" in text:
+        assert "SCRATCH = tempfile.TemporaryDirectory(" in text
+    assert leaked_folders("out = tempfile.mkdtemp(prefix='x')") != []  # the check itself sees a stray folder
+
+
+def test_a_kernel_removes_its_scratch_directory_when_it_stops(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            f"import tempfile\nSCRATCH = tempfile.TemporaryDirectory(dir={str(tmp_path)!r})\n"
+            "open(tempfile.mkdtemp(dir=SCRATCH.name) + '/checkpoint.pt', 'w').write('x')\nprint(SCRATCH.name)"
+        )
+    ]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    made = nb.cells[0].outputs[0]["text"].strip()
+    assert made.startswith(str(tmp_path)) and not Path(made).exists()  # the kernel stopped and took it away
