@@ -10,6 +10,12 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 IGNORE = "nbval-ignore-output"
 
 
+def code_of(path):
+    """A notebook's code cells, joined with newlines."""
+    cells = json.loads(path.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
 def unchecked_ignored_cells(cells):
     """Indices of code cells tagged nbval-ignore-output whose next code cell is ignored too or asserts nothing."""
     code = [(i, c) for i, c in enumerate(cells) if c["cell_type"] == "code"]
@@ -31,7 +37,7 @@ def unchecked_ignored_cells(cells):
 def test_every_ignored_output_is_followed_by_a_compared_checking_cell(path):
     cells = json.loads(path.read_text())["cells"]
     assert unchecked_ignored_cells(cells) == []
-    text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    text = code_of(path)
     assert "NBVAL_IGNORE_OUTPUT" not in text and "NBVAL_SKIP" not in text  # tags, not comments in the code
 
 
@@ -54,12 +60,15 @@ def leaked_folders(source):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_run_folder_a_notebook_makes_lives_inside_its_scratch_directory(path):
-    cells = json.loads(path.read_text())["cells"]
-    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    text = code_of(path)
     assert leaked_folders(text) == []
     if "mkdtemp(" in text:
         assert "SCRATCH = tempfile.TemporaryDirectory(" in text
-    assert leaked_folders("out = tempfile.mkdtemp(prefix='x')") != []  # the check itself sees a stray folder
+
+
+def test_the_scratch_check_itself_sees_a_stray_folder():
+    assert leaked_folders("out = tempfile.mkdtemp(prefix='x')") == ["out = tempfile.mkdtemp(prefix='x')"]
+    assert leaked_folders("out = tempfile.mkdtemp(dir=SCRATCH.name, prefix='x')") == []
 
 
 def test_a_kernel_removes_its_scratch_directory_when_it_stops(tmp_path):
