@@ -13,9 +13,9 @@ export OMP_NUM_THREADS ?= 2
 # runs their graders with the solutions put back and on the blanks)
 NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider --ignore=notebooks/student
 # nbval stops each kernel with a kill, so a notebook's temporary run folders (checkpoints, ~100 MB each) would
-# outlive it in /tmp: every nbval step gives its kernels one folder of their own, emptied when the step starts
+# outlive it in /tmp: every nbval step runs with a TMPDIR of its own, emptied before and removed once it passes
 NBVAL_TMP := $(abspath build/nbval-tmp)
-FRESH_TMP = rm -rf $(NBVAL_TMP) && mkdir -p $(NBVAL_TMP) && TMPDIR=$(NBVAL_TMP)
+in_fresh_tmp = rm -rf $(NBVAL_TMP) && mkdir -p $(NBVAL_TMP) && TMPDIR=$(NBVAL_TMP) $(1) && rm -rf $(NBVAL_TMP)
 
 .PHONY: setup setup-book lab students test unit-test nbval nbval-older-isa nbval-torchvision-copy book check-book chromium mathjax demo bench clean
 setup: $(VENV)/.installed
@@ -51,7 +51,7 @@ unit-test: setup-book
 # (matplotlib's one-off font-cache message would otherwise land in the first notebook's outputs)
 nbval: setup-book
 	$(BIN)/python -c "import matplotlib.pyplot"
-	$(FRESH_TMP) $(BIN)/python -m pytest $(NBVAL) notebooks/ && rm -rf $(NBVAL_TMP)
+	$(call in_fresh_tmp,$(BIN)/python -m pytest $(NBVAL) notebooks/)
 
 # the same notebooks with PyTorch's CPU kernels forced from AVX-512 down to AVX2, so that a stored output which
 # only held on the CPU it was made on fails here, not on a reader's. AVX2 is the floor a reader's machine has
@@ -62,8 +62,7 @@ nbval-older-isa: setup-book
 	@isa=$$($(CPU_ISA)); if [ "$$isa" != AVX512 ]; then \
 	  echo "nbval-older-isa: this CPU runs $$isa kernels, the floor; make nbval checked the notebooks there"; \
 	else echo "nbval with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2"; \
-	  $(FRESH_TMP) ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest $(NBVAL) notebooks/ \
-	  && rm -rf $(NBVAL_TMP); fi
+	  $(call in_fresh_tmp,ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest $(NBVAL) notebooks/); fi
 
 # the chapters that read CIFAR-10, on a second faithful copy of it in torchvision's own format (what a reader
 # without ../shared downloads), made here from the data root: every pixel +-1 and the images in another order
@@ -71,9 +70,8 @@ nbval-older-isa: setup-book
 TV_COPY := build/cifar10-torchvision
 CIFAR_CHAPTERS := $(filter-out %05_meta_gradient.ipynb %11_imagenet_scale.ipynb,$(wildcard notebooks/*.ipynb))
 nbval-torchvision-copy: setup-book $(TV_COPY)/torchvision-md5.json
-	$(FRESH_TMP) L2T_DATA=$(abspath $(TV_COPY)) L2T_TORCHVISION_MD5=$(abspath $(TV_COPY))/torchvision-md5.json \
-	  PYTHONPATH=$(abspath tests/torchvision_site) $(BIN)/python -m pytest $(NBVAL) $(CIFAR_CHAPTERS) \
-	  && rm -rf $(NBVAL_TMP)
+	$(call in_fresh_tmp,L2T_DATA=$(abspath $(TV_COPY)) L2T_TORCHVISION_MD5=$(abspath $(TV_COPY))/torchvision-md5.json \
+	  PYTHONPATH=$(abspath tests/torchvision_site) $(BIN)/python -m pytest $(NBVAL) $(CIFAR_CHAPTERS))
 $(TV_COPY)/torchvision-md5.json: tests/torchvision_copy.py
 	$(BIN)/python tests/torchvision_copy.py $(L2T_DATA) $(TV_COPY)
 
